@@ -34,6 +34,12 @@ MAX_ID_LENGTH = 512
 RESERVED_PREFIX = "_tiering"
 """Payload keys starting with this prefix are reserved for the bookkeeping of this library."""
 
+ID_KEY = "_tiering_id"
+"""Payload key under which adapters keep the caller's original id (int or str)."""
+
+VERSION_KEY = "_tiering_version"
+"""Payload key under which adapters keep the record's version (int)."""
+
 
 class Metric(str, enum.Enum):
     """Similarity metric of a collection."""
