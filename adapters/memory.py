@@ -83,10 +83,10 @@ class InMemoryBackend:
             for rows, scores in zip(best_rows, best_scores, strict=True):
                 hits = []
                 for row, score in zip(rows, scores, strict=True):
-                    slot = int(candidates[row])
+                    slot = candidates[row].item()
                     hits.append(
                         Hit(
-                            id=self._ids[slot],  # type: ignore[arg-type]
+                            id=self._ids[slot],
                             score=float(score),
                             tier="hot",
                             version=int(self._versions[slot]),

@@ -40,9 +40,7 @@ class Backend(Protocol):
         """
         ...
 
-    def search(
-        self, queries: Vector, k: int, filter: Filter | None = None
-    ) -> list[list[Hit]]:
+    def search(self, queries: Vector, k: int, filter: Filter | None = None) -> list[list[Hit]]:
         """Return up to ``k`` hits per row of ``queries``, best first, with ``tier="hot"``.
 
         Raises BackendError, or UnsupportedOperationError for a filter it cannot express.

@@ -93,8 +93,7 @@ def load_vectors(path: str | Path, *, split: str = "train") -> npt.NDArray[np.fl
     }
     if suffix not in readers:
         raise ValidationError(
-            f"Unknown vector file format {suffix!r} for {path}. "
-            f"Use one of: {', '.join(sorted(readers))}."
+            f"Unknown vector file format {suffix!r} for {path}. Use one of: {', '.join(sorted(readers))}."
         )
     array = readers[suffix](path)
     if array.ndim != 2 or array.shape[0] == 0:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from tiering.errors import FilterError
 
-Scalar = Union[str, int, float, bool]
+Scalar = str | int | float | bool
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class Not:
     child: Filter
 
 
-Filter = Union[Eq, In, Range, And, Or, Not]
+Filter = Eq | In | Range | And | Or | Not
 
 _RANGE_OPERATORS = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
 
@@ -87,9 +87,7 @@ def parse_filter(spec: Filter | Mapping[str, Any] | None) -> Filter | None:
     if spec is None or isinstance(spec, Eq | In | Range | And | Or | Not):
         return spec
     if not isinstance(spec, Mapping) or not spec:
-        raise FilterError(
-            f"Invalid filter {spec!r}: expected a non-empty mapping such as {{'lang': 'en'}}."
-        )
+        raise FilterError(f"Invalid filter {spec!r}: expected a non-empty mapping such as {{'lang': 'en'}}.")
     nodes = [_parse_entry(key, value) for key, value in spec.items()]
     return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
 
@@ -119,9 +117,7 @@ def _parse_field_operators(field_name: str, operators: Mapping[str, Any]) -> Fil
             nodes.append(Not(Eq(field_name, _check_scalar(field_name, operand))))
         elif operator in ("$in", "$nin"):
             if isinstance(operand, str) or not isinstance(operand, Sequence) or not operand:
-                raise FilterError(
-                    f"Invalid filter on {field_name!r}: {operator} needs a non-empty list."
-                )
+                raise FilterError(f"Invalid filter on {field_name!r}: {operator} needs a non-empty list.")
             members = In(field_name, tuple(_check_scalar(field_name, v) for v in operand))
             nodes.append(members if operator == "$in" else Not(members))
         elif operator in _RANGE_OPERATORS:
@@ -143,8 +139,7 @@ def _parse_field_operators(field_name: str, operators: Mapping[str, Any]) -> Fil
 def _check_scalar(field_name: str, value: Any) -> Scalar:
     if not isinstance(value, str | int | float | bool):
         raise FilterError(
-            f"Invalid filter value {value!r} on field {field_name!r}: "
-            "use a string, number or boolean."
+            f"Invalid filter value {value!r} on field {field_name!r}: use a string, number or boolean."
         )
     return value
 

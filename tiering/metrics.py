@@ -8,9 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 
-def recall_at_k(
-    found: Sequence[Sequence[object]], truth: npt.ArrayLike, k: int
-) -> float:
+def recall_at_k(found: Sequence[Sequence[object]], truth: npt.ArrayLike, k: int) -> float:
     """Return mean |found[:k] ∩ truth[:k]| / k over queries.
 
     ``found`` holds the returned ids per query (possibly fewer than ``k``);

@@ -52,9 +52,7 @@ class ObjectStore(Protocol):
         """
         ...
 
-    def put(
-        self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None
-    ) -> str:
+    def put(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:
         """Store ``data`` under ``key`` and return its ETag.
 
         Raises PreconditionFailedError when a precondition does not hold, ObjectStoreError.
@@ -94,8 +92,7 @@ class LocalFolderStore:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigurationError(
-                f"Cannot create the cold tier folder {self.root}: {exc}. "
-                "Choose a writable path."
+                f"Cannot create the cold tier folder {self.root}: {exc}. Choose a writable path."
             ) from exc
         self._lock_path = self.root / ".lock"
 
@@ -121,9 +118,7 @@ class LocalFolderStore:
         except OSError as exc:
             raise ObjectStoreError(f"get {key!r} failed in {self.root}: {exc}.") from exc
 
-    def put(
-        self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None
-    ) -> str:
+    def put(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,8 +135,7 @@ class LocalFolderStore:
                         current = self._etag_or_none(path)
                         if current != if_match:
                             raise PreconditionFailedError(
-                                f"put {key!r} failed: ETag is {current!r}, expected {if_match!r} "
-                                "(If-Match)."
+                                f"put {key!r} failed: ETag is {current!r}, expected {if_match!r} (If-Match)."
                             )
                         os.replace(staged, path)
                 else:

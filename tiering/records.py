@@ -64,9 +64,7 @@ class Metric(str, enum.Enum):
             return cls(name)
         except ValueError:
             known = ", ".join(m.value for m in cls)
-            raise ValidationError(
-                f"Unknown metric {value!r}. Use one of: {known}."
-            ) from None
+            raise ValidationError(f"Unknown metric {value!r}. Use one of: {known}.") from None
 
 
 @dataclass(frozen=True)
@@ -101,9 +99,7 @@ def check_id(value: object) -> Id:
         ValidationError: the id has another type, is empty, too long, or out of range.
     """
     if isinstance(value, bool) or not isinstance(value, int | str | np.integer):
-        raise ValidationError(
-            f"Invalid id {value!r} of type {type(value).__name__}: ids must be int or str."
-        )
+        raise ValidationError(f"Invalid id {value!r} of type {type(value).__name__}: ids must be int or str.")
     if isinstance(value, np.integer):
         value = int(value)
     if isinstance(value, int):
@@ -129,9 +125,7 @@ def check_ids(values: Sequence[object], *, unique: bool = True) -> list[Id]:
     if unique and len(set(ids)) != len(ids):
         seen: set[Id] = set()
         duplicate = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
-        raise ValidationError(
-            f"Duplicate id {duplicate!r} in one batch. Send each id once per call."
-        )
+        raise ValidationError(f"Duplicate id {duplicate!r} in one batch. Send each id once per call.")
     return ids
 
 
