@@ -1,0 +1,76 @@
+"""Fixtures that build every backend adapter for the conformance suite.
+
+``make_backend`` is parametrised over the backend names in :data:`BACKENDS`; each
+call ``make_backend(dim, metric)`` returns a fresh, empty collection and closes it at
+teardown. Qdrant runs in qdrant-client's local mode and Milvus in Milvus Lite, both in
+process. Weaviate and Pinecone run the real client libraries against local protocol
+fakes from ``tests/fakes`` (fakes, not the real engines).
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tiering.backend import Backend
+from tiering.records import Metric
+
+BACKENDS = ["memory", "qdrant"]
+
+MakeBackend = Callable[[int, Metric], Backend]
+
+_names = itertools.count()
+
+
+def unique_name(prefix: str) -> str:
+    """Return a collection name that no other test in this process uses."""
+    return f"{prefix}_{next(_names)}"
+
+
+def closed_port() -> int:
+    """Return a port on 127.0.0.1 that nothing listens on (it was free a moment ago)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _memory_factory(opened: list[Backend]) -> MakeBackend:
+    from tiering.adapters.memory import InMemoryBackend
+
+    def make(dim: int, metric: Metric) -> Backend:
+        backend = InMemoryBackend(dim, metric)
+        opened.append(backend)
+        return backend
+
+    return make
+
+
+def _qdrant_factory(opened: list[Backend]) -> MakeBackend:
+    from qdrant_client import QdrantClient
+
+    from tiering.adapters.qdrant import QdrantBackend
+
+    def make(dim: int, metric: Metric) -> Backend:
+        backend = QdrantBackend(QdrantClient(":memory:"), unique_name("qdrant"), dim, metric)
+        opened.append(backend)
+        return backend
+
+    return make
+
+
+_FACTORIES: dict[str, Callable[[list[Backend]], MakeBackend]] = {
+    "memory": _memory_factory,
+    "qdrant": _qdrant_factory,
+}
+
+
+@pytest.fixture(params=BACKENDS)
+def make_backend(request: pytest.FixtureRequest) -> Iterator[MakeBackend]:
+    """Return a factory ``(dim, metric) -> Backend`` for one backend kind."""
+    opened: list[Backend] = []
+    yield _FACTORIES[request.param](opened)
+    for backend in opened:
+        backend.close()

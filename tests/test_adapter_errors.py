@@ -1,0 +1,112 @@
+"""Every third-party exception an adapter can raise comes out as a tiering.errors class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from backends import closed_port, unique_name
+
+from tiering.errors import BackendError, BackendUnavailableError, ConfigurationError
+from tiering.records import Metric, Record
+
+DIM = 4
+
+
+def one_record() -> Record:
+    return Record(id=1, vector=np.ones(DIM, np.float32), version=1)
+
+
+# --- Qdrant -----------------------------------------------------------------------------
+
+
+def test_qdrant_closed_client_raises_backend_error():
+    from qdrant_client import QdrantClient
+
+    from tiering.adapters.qdrant import QdrantBackend
+
+    backend = QdrantBackend(QdrantClient(":memory:"), "closed", DIM, Metric.COSINE)
+    backend.close()
+    backend.close()
+
+    operations = [
+        lambda: backend.upsert([one_record()]),
+        lambda: backend.search(np.ones((1, DIM), np.float32), 1),
+        lambda: backend.fetch([1]),
+        lambda: backend.delete([1]),
+        lambda: backend.count(),
+        lambda: list(backend.iter_ids()),
+    ]
+    for operation in operations:
+        with pytest.raises(BackendError) as info:
+            operation()
+        assert isinstance(info.value.__cause__, RuntimeError)
+        assert "closed" in str(info.value)
+
+
+@pytest.mark.parametrize("prefer_grpc", [False, True], ids=["rest", "grpc"])
+def test_qdrant_closed_port_raises_unavailable(prefer_grpc):
+    from qdrant_client import QdrantClient
+
+    from tiering.adapters.qdrant import QdrantBackend
+
+    port = closed_port()
+    client = QdrantClient(
+        host="127.0.0.1",
+        port=port,
+        grpc_port=port,
+        prefer_grpc=prefer_grpc,
+        timeout=2,
+        check_compatibility=False,
+    )
+    with pytest.raises(BackendUnavailableError) as info:
+        QdrantBackend(client, "c", DIM, Metric.COSINE)
+    assert "Qdrant" in str(info.value)
+    assert info.value.__cause__ is not None
+    client.close()
+
+
+def test_qdrant_http_error_status_is_translated():
+    from qdrant_client.http.exceptions import UnexpectedResponse
+
+    from tiering.adapters.qdrant import translate_error
+    from tiering.errors import UnsupportedOperationError
+
+    def response(status: int) -> UnexpectedResponse:
+        return UnexpectedResponse(status, "reason", b"{}", None)  # type: ignore[arg-type]
+
+    assert type(translate_error(response(503), "op")) is BackendUnavailableError
+    assert type(translate_error(response(501), "op")) is UnsupportedOperationError
+    assert type(translate_error(response(400), "op")) is BackendError
+    assert "HTTP 400" in str(translate_error(response(400), "op"))
+
+
+def test_qdrant_existing_collection_mismatch_rejected():
+    from qdrant_client import QdrantClient
+
+    from tiering.adapters.qdrant import QdrantBackend
+
+    client = QdrantClient(":memory:")
+    name = unique_name("mismatch")
+    QdrantBackend(client, name, DIM, Metric.COSINE)
+
+    with pytest.raises(ConfigurationError, match="4-dimensional"):
+        QdrantBackend(client, name, DIM + 1, Metric.COSINE)
+    with pytest.raises(ConfigurationError, match="metric='l2'"):
+        QdrantBackend(client, name, DIM, Metric.L2)
+    reopened = QdrantBackend(client, name, DIM, "cosine")
+    assert reopened.count() == 0
+    reopened.close()
+
+
+def test_qdrant_foreign_point_rejected():
+    from qdrant_client import QdrantClient, models
+
+    from tiering.adapters.qdrant import QdrantBackend
+
+    client = QdrantClient(":memory:")
+    backend = QdrantBackend(client, "foreign", DIM, Metric.DOT)
+    client.upsert("foreign", [models.PointStruct(id=3, vector=[1.0] * DIM, payload={"a": 1})])
+
+    with pytest.raises(BackendError, match="not written by vector-tiering"):
+        backend.fetch([3])
+    backend.close()
