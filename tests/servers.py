@@ -1,0 +1,388 @@
+"""Object store servers that the test suite starts itself, on 127.0.0.1 only.
+
+* ``moto_server``: moto's ``ThreadedMotoServer`` (S3 with conditional writes), in
+  this process, on a free port. ``moto_control`` can stop and restart it.
+* ``swift_server``: OpenStack Swift from Debian's packages (account, container,
+  object and proxy servers) with its S3 layer (s3api + tempauth), a one-replica
+  ring and a storage folder in a temporary directory. Swift's s3api answers
+  conditional PUTs with 501 Not Implemented and requires Content-MD5 on
+  DeleteObjects. Startup is bounded by ``SWIFT_START_TIMEOUT_S``; the fixture
+  stops every process it started. When the Swift packages are missing the
+  fixture skips with the install command.
+
+Each fixture yields an :class:`S3Endpoint` with credentials that only these
+local servers accept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from tiering.s3store import S3Config
+
+SWIFT_START_TIMEOUT_S = 30.0
+SWIFT_BINARIES = (
+    "memcached",
+    "swift-ring-builder",
+    "swift-account-server",
+    "swift-container-server",
+    "swift-object-server",
+    "swift-proxy-server",
+)
+PROXY_PIPELINE = (
+    "catch_errors", "gatekeeper", "healthcheck", "proxy-logging", "cache", "listing_formats",
+    "s3api", "tempauth", "copy", "slo", "dlo", "proxy-logging", "proxy-server",
+)
+SWIFT_INSTALL = (
+    "apt-get install -y swift swift-proxy swift-object swift-container swift-account memcached"
+)
+
+
+@dataclass(frozen=True)
+class S3Endpoint:
+    """A local S3-compatible server and credentials it accepts."""
+
+    name: str
+    endpoint_url: str
+    access_key_id: str
+    secret_access_key: str
+    conditional_writes: bool
+
+    def client(self) -> object:
+        """Return a plain boto3 S3 client for setting up buckets in tests."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            config=Config(
+                s3={"addressing_style": "path"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                retries={"max_attempts": 2, "mode": "standard"},
+                connect_timeout=2,
+                read_timeout=10,
+            ),
+        )
+
+    def new_bucket(self) -> str:
+        """Create a bucket with a unique name and return the name."""
+        bucket = f"tiering-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+        return bucket
+
+    def config(self, bucket: str, **settings: object) -> S3Config:
+        """Return an S3Config for ``bucket`` on this server with short timeouts."""
+        defaults: dict[str, object] = {
+            "endpoint_url": self.endpoint_url,
+            "access_key_id": self.access_key_id,
+            "secret_access_key": self.secret_access_key,
+            "connect_timeout_s": 2.0,
+            "read_timeout_s": 10.0,
+            "max_attempts": 2,
+            "single_writer": not self.conditional_writes,
+        }
+        defaults.update(settings)
+        return S3Config(bucket=bucket, **defaults)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# moto ---------------------------------------------------------------------------
+
+
+class MotoControl:
+    """A moto S3 server on 127.0.0.1 that tests can stop and start again on one port."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.port = free_port()
+        self._factory = ThreadedMotoServer
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.running = False
+
+    @property
+    def endpoint(self) -> S3Endpoint:
+        return S3Endpoint(
+            name="moto",
+            endpoint_url=f"http://127.0.0.1:{self.port}",
+            access_key_id="testing",
+            secret_access_key="testing",
+            conditional_writes=True,
+        )
+
+    def start(self) -> None:
+        if not self.running:
+            self._server = self._factory(ip_address="127.0.0.1", port=self.port, verbose=False)
+            self._server.start()
+            self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self._server.stop()
+            self.running = False
+
+
+@pytest.fixture(scope="session")
+def moto_control() -> Iterator[MotoControl]:
+    """A moto S3 server for the whole session; moto keeps its state in this process."""
+    control = MotoControl()
+    control.start()
+    try:
+        yield control
+    finally:
+        control.stop()
+
+
+@pytest.fixture
+def moto_server(moto_control: MotoControl) -> S3Endpoint:
+    """The session's moto server, started again if a previous test stopped it."""
+    moto_control.start()
+    return moto_control.endpoint
+
+
+# OpenStack Swift ----------------------------------------------------------------
+
+
+class SwiftCluster:
+    """A one-node, one-replica Swift cluster with the S3 layer, in a temporary folder."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.ports = {
+            name: free_port() for name in ("proxy", "account", "container", "object", "memcached")
+        }
+        self.processes: list[subprocess.Popen[bytes]] = []
+        # Swift logs to syslog; a datagram socket in the folder collects those lines.
+        self.log_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.log_socket.bind(str(root / "log.sock"))
+        self.log_socket.setblocking(False)
+
+    @property
+    def endpoint(self) -> S3Endpoint:
+        return S3Endpoint(
+            name="swift",
+            endpoint_url=f"http://127.0.0.1:{self.ports['proxy']}",
+            access_key_id="test:tester",
+            secret_access_key="testing",
+            conditional_writes=False,
+        )
+
+    def write_config(self) -> None:
+        devices = self.root / "devices"
+        (devices / "d1").mkdir(parents=True)
+        (self.root / "run").mkdir()
+        common = textwrap.dedent(
+            f"""\
+            [DEFAULT]
+            bind_ip = 127.0.0.1
+            devices = {devices}
+            mount_check = false
+            swift_dir = {self.root}
+            workers = 0
+            log_level = WARNING
+            log_facility = LOG_LOCAL0
+            log_address = {self.root / "log.sock"}
+            """
+        )
+        (self.root / "swift.conf").write_text(
+            "[swift-hash]\nswift_hash_path_suffix = tiering-test\n"
+            "swift_hash_path_prefix = tiering-test\n\n"
+            "[storage-policy:0]\nname = Policy-0\ndefault = yes\n"
+        )
+        for server, app in (("account", "account"), ("container", "container"), ("object", "object")):
+            (self.root / f"{server}-server.conf").write_text(
+                common
+                + f"bind_port = {self.ports[server]}\n\n"
+                + f"[pipeline:main]\npipeline = {app}-server\n\n"
+                + f"[app:{app}-server]\nuse = egg:swift#{app}\n\n"
+                + f"[{app}-replicator]\n\n[{app}-auditor]\n\n[{app}-updater]\n"
+            )
+        (self.root / "proxy-server.conf").write_text(
+            common
+            + f"bind_port = {self.ports['proxy']}\n\n"
+            + textwrap.dedent(
+                """\
+                [pipeline:main]
+                pipeline = {pipeline}
+
+                [app:proxy-server]
+                use = egg:swift#proxy
+                account_autocreate = true
+
+                [filter:cache]
+                use = egg:swift#memcache
+                memcache_servers = 127.0.0.1:{memcached_port}
+
+                [filter:catch_errors]
+                use = egg:swift#catch_errors
+
+                [filter:gatekeeper]
+                use = egg:swift#gatekeeper
+
+                [filter:healthcheck]
+                use = egg:swift#healthcheck
+
+                [filter:proxy-logging]
+                use = egg:swift#proxy_logging
+
+                [filter:listing_formats]
+                use = egg:swift#listing_formats
+
+                [filter:s3api]
+                use = egg:swift#s3api
+                location = us-east-1
+                s3_acl = false
+                max_multi_delete_objects = 1000
+
+                [filter:tempauth]
+                use = egg:swift#tempauth
+                user_test_tester = testing .admin
+
+                [filter:copy]
+                use = egg:swift#copy
+
+                [filter:slo]
+                use = egg:swift#slo
+
+                [filter:dlo]
+                use = egg:swift#dlo
+                """
+            ).format(memcached_port=self.ports["memcached"], pipeline=" ".join(PROXY_PIPELINE))
+        )
+
+    def build_rings(self) -> None:
+        for server in ("account", "container", "object"):
+            builder = str(self.root / f"{server}.builder")
+            device = f"r1z1-127.0.0.1:{self.ports[server]}/d1"
+            for arguments in (["create", "6", "1", "1"], ["add", device, "100"], ["rebalance"]):
+                subprocess.run(
+                    ["swift-ring-builder", builder, *arguments],
+                    check=arguments[0] != "rebalance",
+                    capture_output=True,
+                    timeout=30,
+                )
+
+    def start(self) -> None:
+        environment = dict(os.environ, SWIFT_CONF_FILE=str(self.root / "swift.conf"))
+        log = (self.root / "servers.log").open("ab")
+        # tempauth keeps tokens in memcached, so the S3 layer cannot work without it.
+        self.processes.append(
+            subprocess.Popen(
+                ["memcached", "-l", "127.0.0.1", "-p", str(self.ports["memcached"]), "-U", "0",
+                 "-m", "16", "-u", "root"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+        for server in ("account", "container", "object", "proxy"):
+            self.processes.append(
+                subprocess.Popen(
+                    [f"swift-{server}-server", str(self.root / f"{server}-server.conf")],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=environment,
+                    start_new_session=True,
+                )
+            )
+        self.wait_until_ready()
+
+    def wait_until_ready(self) -> None:
+        deadline = time.monotonic() + SWIFT_START_TIMEOUT_S
+        url = f"http://127.0.0.1:{self.ports['proxy']}/healthcheck"
+        while time.monotonic() < deadline:
+            for process in self.processes:
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"Swift server {process.args} exited with {process.returncode}:\n"
+                        + self.log_tail()
+                    )
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200 and self._all_listening():
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(
+            f"Swift did not answer on {url} within {SWIFT_START_TIMEOUT_S} s:\n" + self.log_tail()
+        )
+
+    def _all_listening(self) -> bool:
+        for port in self.ports.values():  # memcached included
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                return False
+        return True
+
+    def log_tail(self) -> str:
+        lines = []
+        with contextlib.suppress(BlockingIOError, OSError):
+            while True:
+                lines.append(self.log_socket.recv(65536).decode(errors="replace"))
+        path = self.root / "servers.log"
+        output = path.read_text(errors="replace") if path.exists() else ""
+        return (output + "\n".join(lines))[-4000:]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        self.processes.clear()
+        self.log_socket.close()
+
+
+@pytest.fixture(scope="session")
+def swift_server() -> Iterator[S3Endpoint]:
+    """A Swift cluster with the S3 layer for the whole session (skips if not installed)."""
+    missing = [binary for binary in SWIFT_BINARIES if shutil.which(binary) is None]
+    if missing:
+        pytest.skip(f"OpenStack Swift is not installed ({', '.join(missing)} missing); "
+                    f"run: {SWIFT_INSTALL}")
+    root = Path(tempfile.mkdtemp(prefix="tiering-swift-"))
+    cluster = SwiftCluster(root)
+    try:
+        cluster.write_config()
+        cluster.build_rings()
+        cluster.start()
+        yield cluster.endpoint
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def python_executable() -> str:
+    """Return the interpreter running the tests, for child processes."""
+    return sys.executable
