@@ -559,7 +559,16 @@ class S3ObjectStore:
         where = f"{operation} {key!r} in bucket {self.config.bucket!r}"
         message = str(error.get("Message", "")).rstrip(".")
         detail = f"{code or status}: {message}" if message else (code or status)
-        if code in _NOT_FOUND_CODES or (status == "404" and code != "NoSuchBucket"):
+        if code == "NoSuchBucket":
+            return ObjectStoreError(
+                f"{where} failed: the bucket does not exist. Create it or fix the bucket name."
+            )
+        if operation == "put" and (code in _NOT_FOUND_CODES or status == "404"):
+            # S3 answers If-Match on a missing key with 404: the precondition does not hold.
+            return PreconditionFailedError(
+                f"{where} failed: the object does not exist (If-Match, {detail})."
+            )
+        if code in _NOT_FOUND_CODES or status == "404":
             return ObjectNotFoundError(f"{where} failed: object not found ({detail}).")
         if code in _PRECONDITION_CODES or status in ("412", "409"):
             return PreconditionFailedError(f"{where} failed: the precondition does not hold ({detail}).")
@@ -567,10 +576,6 @@ class S3ObjectStore:
             return ConditionalWriteUnsupportedError(
                 f"{where} failed: the service does not support conditional writes ({detail}). "
                 f"{_CONDITIONAL_WRITE_ADVICE}"
-            )
-        if code == "NoSuchBucket":
-            return ObjectStoreError(
-                f"{where} failed: the bucket does not exist. Create it or fix the bucket name."
             )
         if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
             return ObjectStoreError(
