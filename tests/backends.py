@@ -12,13 +12,14 @@ from __future__ import annotations
 import itertools
 import socket
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from tiering.backend import Backend
 from tiering.records import Metric
 
-BACKENDS = ["memory", "qdrant"]
+BACKENDS = ["memory", "qdrant", "milvus"]
 
 MakeBackend = Callable[[int, Metric], Backend]
 
@@ -61,9 +62,39 @@ def _qdrant_factory(opened: list[Backend]) -> MakeBackend:
     return make
 
 
-_FACTORIES: dict[str, Callable[[list[Backend]], MakeBackend]] = {
-    "memory": _memory_factory,
-    "qdrant": _qdrant_factory,
+@pytest.fixture(scope="session")
+def milvus_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One Milvus Lite client for the whole session.
+
+    Milvus Lite keeps its embedded server alive until the process exits, so tests share
+    one database file and use a new collection name each.
+    """
+    from tiering.adapters.milvus import connect_milvus
+
+    client = connect_milvus(str(tmp_path_factory.mktemp("milvus") / "tests.db"))
+    yield client
+    client.close()
+
+
+def _milvus_factory(opened: list[Backend], request: pytest.FixtureRequest) -> MakeBackend:
+    from tiering.adapters.milvus import MilvusBackend
+
+    client = request.getfixturevalue("milvus_client")
+
+    def make(dim: int, metric: Metric) -> Backend:
+        name = unique_name("milvus")
+        backend = MilvusBackend(client, name, dim, metric, index_type="FLAT", close_client=False)
+        request.addfinalizer(lambda: client.drop_collection(name))
+        opened.append(backend)
+        return backend
+
+    return make
+
+
+_FACTORIES: dict[str, Callable[[list[Backend], pytest.FixtureRequest], MakeBackend]] = {
+    "memory": lambda opened, _: _memory_factory(opened),
+    "qdrant": lambda opened, _: _qdrant_factory(opened),
+    "milvus": _milvus_factory,
 }
 
 
@@ -71,6 +102,6 @@ _FACTORIES: dict[str, Callable[[list[Backend]], MakeBackend]] = {
 def make_backend(request: pytest.FixtureRequest) -> Iterator[MakeBackend]:
     """Return a factory ``(dim, metric) -> Backend`` for one backend kind."""
     opened: list[Backend] = []
-    yield _FACTORIES[request.param](opened)
+    yield _FACTORIES[request.param](opened, request)
     for backend in opened:
         backend.close()

@@ -110,3 +110,82 @@ def test_qdrant_foreign_point_rejected():
     with pytest.raises(BackendError, match="not written by vector-tiering"):
         backend.fetch([3])
     backend.close()
+
+
+# --- Milvus -----------------------------------------------------------------------------
+
+
+def test_milvus_closed_port_raises_unavailable():
+    from tiering.adapters.milvus import connect_milvus
+
+    with pytest.raises(BackendUnavailableError) as info:
+        connect_milvus(f"http://127.0.0.1:{closed_port()}", timeout_s=2)
+    assert "Milvus" in str(info.value)
+    assert info.value.__cause__ is not None
+
+
+def test_milvus_closed_client_raises_backend_error(tmp_path):
+    from tiering.adapters.milvus import MilvusBackend, connect_milvus
+
+    backend = MilvusBackend(connect_milvus(str(tmp_path / "closed.db")), "closed", DIM, "l2")
+    backend.close()
+    backend.close()
+
+    operations = [
+        lambda: backend.upsert([one_record()]),
+        lambda: backend.search(np.ones((1, DIM), np.float32), 1),
+        lambda: backend.fetch([1]),
+        lambda: backend.delete([1]),
+        lambda: backend.count(),
+        lambda: list(backend.iter_ids()),
+    ]
+    for operation in operations:
+        with pytest.raises(BackendError) as info:
+            operation()
+        assert info.value.__cause__ is not None
+        assert "'closed'" in str(info.value)
+
+
+def test_milvus_unknown_index_type_rejected(milvus_client):
+    from tiering.adapters.milvus import MilvusBackend
+
+    for bad in ["HNSWW", "ivf-flat", ""]:
+        with pytest.raises(ConfigurationError, match="Unknown Milvus index type"):
+            MilvusBackend(milvus_client, unique_name("bad"), DIM, "l2", index_type=bad)
+    backend = MilvusBackend(
+        milvus_client, unique_name("hnsw"), DIM, "l2", index_type="hnsw", close_client=False
+    )
+    assert backend.count() == 0
+
+
+def test_milvus_existing_collection_mismatch_rejected(milvus_client):
+    from tiering.adapters.milvus import MilvusBackend
+
+    name = unique_name("mismatch")
+    MilvusBackend(milvus_client, name, DIM, "cosine", close_client=False)
+
+    with pytest.raises(ConfigurationError, match="4-dimensional"):
+        MilvusBackend(milvus_client, name, DIM + 1, "cosine", close_client=False)
+    with pytest.raises(ConfigurationError, match="metric='dot'"):
+        MilvusBackend(milvus_client, name, DIM, "dot", close_client=False)
+
+    foreign = unique_name("foreign")
+    milvus_client.create_collection(foreign, dimension=DIM)
+    with pytest.raises(ConfigurationError, match="did not create it"):
+        MilvusBackend(milvus_client, foreign, DIM, "cosine", close_client=False)
+
+
+def test_milvus_partition_isolates_records(milvus_client):
+    from tiering.adapters.milvus import MilvusBackend
+
+    name = unique_name("parts")
+    first = MilvusBackend(milvus_client, name, DIM, "l2", partition="p1", close_client=False)
+    second = MilvusBackend(milvus_client, name, DIM, "l2", partition="p2", close_client=False)
+    first.upsert([one_record()])
+    second.upsert([Record(id=2, vector=np.zeros(DIM, np.float32), version=1)])
+
+    assert first.count() == 1
+    assert second.count() == 1
+    assert [r.id for r in first.fetch([1, 2])] == [1]
+    assert [h.id for h in second.search(np.ones((1, DIM), np.float32), 5)[0]] == [2]
+    assert milvus_client.has_partition(name, "p1")
