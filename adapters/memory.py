@@ -20,6 +20,9 @@ from tiering.scoring import top_k
 class InMemoryBackend:
     """Exact (brute force) vector search in numpy. Thread-safe."""
 
+    in_process = True
+    """Searches run in this process; see ``TieringConfig.parallel_tiers``."""
+
     def __init__(self, dim: int, metric: Metric | str = Metric.COSINE, capacity: int = 1024):
         self._dim = dim
         self._metric = Metric.parse(metric)

@@ -1,1 +1,1 @@
-pytest_plugins = ["backends"]
+pytest_plugins = ["backends", "tiering_fixtures"]

@@ -21,6 +21,10 @@ class Backend(Protocol):
 
     Implementations are thread-safe for concurrent searches; writes are serialised by
     the caller (:class:`tiering.store.TieredStore` holds a lock around them).
+
+    An adapter whose engine runs inside this process may set a class attribute
+    ``in_process = True``; the store then queries the two tiers one after the other
+    instead of concurrently (see ``TieringConfig.parallel_tiers``).
     """
 
     @property

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,10 @@ from tiering.records import Metric, Vector, normalize_rows
 from tiering.segment import sha256_hex
 
 INDEX_KEY = "index/cold.faiss"
+SINGLE_THREAD_MAX_QUERIES = 16
+"""Batches up to this size search on one OpenMP thread: for a handful of queries, waking
+FAISS's thread pool costs more than it saves (measured about 6 ms versus 0.4 ms per
+SIFT query on 8,000 rows with 2 cores, faiss-cpu 1.15)."""
 INDEX_META_KEY = "index/cold.json"
 
 
@@ -36,6 +41,21 @@ class IndexSettings:
 
     exact_max_rows: int = 100_000
     nprobe: int = 32
+
+
+@contextmanager
+def _threads_for(n_queries: int) -> Iterator[None]:
+    if n_queries > SINGLE_THREAD_MAX_QUERIES:
+        yield
+        return
+    # omp_set_num_threads is process-wide; a concurrent search may briefly run with
+    # either setting, which changes only its speed.
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 class ColdIndex:
@@ -116,7 +136,8 @@ class ColdIndex:
                 empty = np.full((len(queries), 0), -1, dtype=np.int64)
                 return empty, np.zeros((len(queries), 0), dtype=np.float32)
             params = self._search_parameters(allowed)
-            distances, ids = self._index.search(queries, take, params=params)
+            with _threads_for(len(queries)):
+                distances, ids = self._index.search(queries, take, params=params)
         scores = -distances if self.metric is Metric.L2 else distances
         return ids.astype(np.int64), scores.astype(np.float32)
 

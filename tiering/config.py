@@ -52,6 +52,12 @@ class TieringConfig:
     search_threads: int = 2
     """Threads that query the two tiers concurrently."""
 
+    parallel_tiers: bool | None = None
+    """Whether a search queries the hot and cold tier concurrently. None chooses: yes for a
+    backend reached over the network, no for an in-process one (qdrant-client local mode,
+    Milvus Lite, the in-memory backend), whose Python work holds the GIL and would make the
+    cold search wait for it."""
+
     def __post_init__(self) -> None:
         if not self.half_life_s > 0:
             raise ConfigurationError(f"Invalid half_life_s {self.half_life_s}: it must be positive.")

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,8 @@ class TieredStore:
         self.mover.recover()
         self.tracker = self._load_tracker()
         self._known_fields: set[str] = self.cold.payload_fields()
+        parallel = self.config.parallel_tiers
+        self._parallel_tiers = not getattr(backend, "in_process", False) if parallel is None else parallel
 
     def _load_tracker(self) -> AccessTracker:
         try:
@@ -229,6 +231,7 @@ class TieredStore:
         k: int = 10,
         filter: Filter | Mapping[str, Any] | None = None,
         cold: ColdSearch | str | None = None,
+        track: bool = True,
     ) -> list[Hit] | list[list[Hit]]:
         """Return the ``k`` best hits over both tiers, best first, without repeated ids.
 
@@ -237,12 +240,13 @@ class TieredStore:
             k: hits per query, 1 to :data:`tiering.records.MAX_K`.
             filter: a filter tree or its dictionary form (see :mod:`tiering.filters`).
             cold: override the configured :class:`tiering.config.ColdSearch` mode.
+            track: whether returned ids count as accesses; benchmarks and probes pass False.
 
         Returns:
             For one vector, a list of hits; for a batch, one list per query. Scores follow
             the convention of :mod:`tiering.records`; each hit names its tier.
 
-        Every returned id counts as one access.
+        With ``track``, every returned id counts as one access.
 
         Raises:
             ValidationError, FilterError: bad input. BackendError: the backend failed.
@@ -256,20 +260,24 @@ class TieredStore:
 
         merged = self._search_tiers(matrix, k, node, mode)
 
-        now_s = self.clock()
-        self.tracker.record([hit.id for hits in merged for hit in hits], now_s)
+        if track:
+            self.tracker.record([hit.id for hits in merged for hit in hits], self.clock())
         return merged[0] if single else merged
 
     def _search_tiers(
         self, matrix: npt.NDArray[np.float32], k: int, node: Filter | None, mode: ColdSearch
     ) -> list[list[Hit]]:
         use_cold = mode is not ColdSearch.NEVER and len(self.cold) > 0
-        cold_future: Future[list[list[Hit]]] | None = None
         if use_cold and mode is ColdSearch.ALWAYS:
-            cold_future = self._executor().submit(self.cold.search, matrix, k, node)
+            if self._parallel_tiers:
+                cold_future = self._executor().submit(self.cold.search, matrix, k, node)
+                hot = self.backend.search(matrix, k, node)
+                cold_hits = cold_future.result()
+            else:
+                cold_hits = self.cold.search(matrix, k, node)
+                hot = self.backend.search(matrix, k, node)
+            return [_merge(h, c, k) for h, c in zip(hot, cold_hits, strict=True)]
         hot = self.backend.search(matrix, k, node)
-        if cold_future is not None:
-            return [_merge(h, c, k) for h, c in zip(hot, cold_future.result(), strict=True)]
         if not use_cold:
             return hot
         weak = [n for n, hits in enumerate(hot) if self._needs_cold(hits, k)]

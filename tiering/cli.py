@@ -1,0 +1,298 @@
+"""The ``tiering`` command line: demo, tiering passes, cost reports, status and sizing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tiering.errors import TieringError
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="Log more: -v for INFO, -vv for DEBUG.")
+def main(verbose: int) -> None:
+    """vector-tiering: keep a vector database small by moving cold embeddings to object storage."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+@contextmanager
+def progress_bars(enabled: bool = True) -> Iterator[Any]:
+    """Yield a ``(phase, done, total)`` callback that draws one bar per phase on stderr."""
+    with Progress(
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        disable=not enabled,
+        transient=False,
+    ) as bars:
+        tasks: dict[str, Any] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bars.add_task(phase, total=total)
+            bars.update(tasks[phase], completed=done, total=total)
+
+        yield update
+
+
+def fail(exc: TieringError) -> None:
+    """Print a library error as one line and exit with status 2."""
+    stderr.print(f"[red]error:[/red] {exc}", highlight=False)
+    raise SystemExit(2)
+
+
+@main.command()
+@click.option(
+    "--backend",
+    type=click.Choice(["qdrant", "milvus", "memory"]),
+    default="qdrant",
+    show_default=True,
+    help="Embedded vector store for the hot tier.",
+)
+@click.option(
+    "--base", type=click.Path(path_type=Path), help="Base vectors (.fvecs, .bvecs, .npy, .hdf5, .parquet)."
+)
+@click.option("--queries", type=click.Path(path_type=Path), help="Query vectors, same formats.")
+@click.option(
+    "--groundtruth",
+    type=click.Path(path_type=Path),
+    help="Exact neighbour ids (.ivecs, .npy); computed exactly when left out.",
+)
+@click.option("--metric", help="cosine, dot or l2 for --base (default l2).")
+@click.option("--searches", default=5000, show_default=True, help="Searches in the replayed query stream.")
+@click.option("--zipf", "zipf_s", default=1.1, show_default=True, help="Zipf exponent of query popularity.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the query stream.")
+@click.option(
+    "--hot-fraction", default=0.2, show_default=True, help="Hot tier budget as a fraction of vectors."
+)
+@click.option(
+    "--price-model",
+    default="pinecone-serverless",
+    show_default=True,
+    help="pinecone-serverless, zilliz-dedicated, weaviate-cloud or qdrant-ram.",
+)
+@click.option(
+    "--queries-per-month", default=5_000_000.0, show_default=True, help="Query volume the cost model prices."
+)
+@click.option(
+    "--modeled-vectors",
+    default=10_000_000,
+    show_default=True,
+    help="Collection size the cost model prices, at the measured hot fraction.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+def demo(
+    backend: str,
+    base: Path | None,
+    queries: Path | None,
+    groundtruth: Path | None,
+    metric: str | None,
+    searches: int,
+    zipf_s: float,
+    seed: int,
+    hot_fraction: float,
+    price_model: str,
+    queries_per_month: float,
+    modeled_vectors: int,
+    as_json: bool,
+) -> None:
+    """Tier SIFT small (or your vectors) under a Zipf query stream and report recall, latency and cost."""
+    from tiering.demo import DemoSettings, run_demo
+
+    settings = DemoSettings(
+        backend=backend,
+        base=base,
+        queries=queries,
+        groundtruth=groundtruth,
+        metric=metric,
+        searches=searches,
+        zipf_s=zipf_s,
+        seed=seed,
+        hot_fraction=hot_fraction,
+        price_model=price_model,
+        queries_per_month=queries_per_month,
+        modeled_vectors=modeled_vectors,
+    )
+    try:
+        with progress_bars() as update:
+            report = run_demo(settings, update)
+    except TieringError as exc:
+        fail(exc)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    print_demo_report(report)
+
+
+def print_demo_report(report: dict[str, Any]) -> None:
+    """Print the demo report as tables."""
+    recall_key = next(key for key in report if key.startswith("recall_at_"))
+    recall = report[recall_key]
+    latency = report["latency_ms"]
+    table = Table(
+        title=f"{report['dataset']}: {report['vectors']:,} x {report['dim']} on {report['backend']}"
+    )
+    table.add_column("search")
+    table.add_column(recall_key.replace("_", " "), justify="right")
+    table.add_column("p50 ms", justify="right")
+    table.add_column("p99 ms", justify="right")
+    for mode in ("all_hot", "tiered", "hot_only"):
+        table.add_row(
+            mode.replace("_", " "),
+            f"{recall[mode]:.4f}",
+            f"{latency[mode]['p50']:.2f}",
+            f"{latency[mode]['p99']:.2f}",
+        )
+    stdout.print(table)
+    stdout.print(
+        f"hot {report['hot_count']:,} ({report['hot_fraction']:.1%}), cold {report['cold_count']:,}; "
+        f"{report['tiering']['passes']} passes demoted {report['tiering']['demoted']:,} and promoted "
+        f"{report['tiering']['promoted']:,}; hot-only recall weighted by the stream: "
+        f"{recall['hot_only_workload']:.4f}"
+    )
+    cost = report["cost_usd_per_month"]
+    costs = Table(
+        title=f"Monthly cost, {cost['price_model']}, prices dated {cost['prices_dated']}, modeled at "
+        f"{cost['modeled_vectors']:,} vectors and {cost['queries_per_month']:,.0f} queries/month"
+    )
+    costs.add_column("item")
+    costs.add_column("before (all hot)", justify="right")
+    costs.add_column("after (tiered)", justify="right")
+    for item in sorted(set(cost["items_before"]) | set(cost["items_after"])):
+        before = cost["items_before"].get(item)
+        after = cost["items_after"].get(item)
+        costs.add_row(
+            item, "" if before is None else f"${before:,.2f}", "" if after is None else f"${after:,.2f}"
+        )
+    costs.add_row("total", f"${cost['before']:,.2f}", f"${cost['after']:,.2f}", style="bold")
+    stdout.print(costs)
+    demo_scale = cost["at_demo_scale"]
+    stdout.print(
+        f"At the demo's own {demo_scale['vectors']:,} vectors: ${demo_scale['before']:,.4f} before, "
+        f"${demo_scale['after']:,.4f} after per month."
+    )
+
+
+@main.command()
+@click.option(
+    "--price-model",
+    default="pinecone-serverless",
+    show_default=True,
+    help="pinecone-serverless, zilliz-dedicated, weaviate-cloud or qdrant-ram.",
+)
+@click.option("--vectors", type=int, required=True, help="Total vectors in the collection.")
+@click.option("--dim", type=int, required=True, help="Vector dimension.")
+@click.option("--hot-fraction", type=float, default=0.2, show_default=True, help="Fraction kept hot.")
+@click.option(
+    "--queries-per-month", type=float, default=5_000_000.0, show_default=True, help="Queries per month."
+)
+@click.option(
+    "--storage-class",
+    default="STANDARD",
+    show_default=True,
+    help="S3 storage class of cold segments (STANDARD, STANDARD_IA, GLACIER_IR).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def cost(
+    price_model: str,
+    vectors: int,
+    dim: int,
+    hot_fraction: float,
+    queries_per_month: float,
+    storage_class: str,
+    as_json: bool,
+) -> None:
+    """Price a collection all hot versus tiered, from the dated price catalog."""
+    from tiering.cost import estimate_tiering_cost
+
+    if not 0.0 <= hot_fraction <= 1.0:
+        fail(TieringError(f"Invalid --hot-fraction {hot_fraction}: use a value from 0 to 1."))
+    hot = round(vectors * hot_fraction)
+    try:
+        result = estimate_tiering_cost(
+            total_vectors=vectors,
+            hot_vectors=hot,
+            dim=dim,
+            queries_per_month=queries_per_month,
+            cold_index_bytes=(vectors - hot) * dim * 4,
+            price_model=price_model,
+            cold_storage_class=storage_class,
+        )
+    except TieringError as exc:
+        fail(exc)
+    document = {
+        "price_model": result.price_model,
+        "prices_dated": result.prices_dated,
+        "before_usd_per_month": result.before_usd_per_month,
+        "after_usd_per_month": result.after_usd_per_month,
+        "saving_usd_per_month": result.saving_usd_per_month,
+        "items_before": result.items_before,
+        "items_after": result.items_after,
+    }
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+        return
+    table = Table(
+        title=f"{vectors:,} x {dim}, {hot_fraction:.0%} hot, {result.price_model}, "
+        f"prices dated {result.prices_dated}"
+    )
+    table.add_column("item")
+    table.add_column("before", justify="right")
+    table.add_column("after", justify="right")
+    for item in sorted(set(result.items_before) | set(result.items_after)):
+        before = result.items_before.get(item)
+        after = result.items_after.get(item)
+        table.add_row(
+            item, "" if before is None else f"${before:,.2f}", "" if after is None else f"${after:,.2f}"
+        )
+    table.add_row(
+        "total", f"${result.before_usd_per_month:,.2f}", f"${result.after_usd_per_month:,.2f}", style="bold"
+    )
+    stdout.print(table)
+
+
+@main.command()
+@click.argument("cold_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def status(cold_dir: Path, as_json: bool) -> None:
+    """Show the manifest, segments and pending moves of a cold tier folder."""
+    from tiering.status import read_status
+
+    try:
+        document = read_status(cold_dir)
+    except TieringError as exc:
+        fail(exc)
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+        return
+    for key, value in document.items():
+        stdout.print(f"{key:>22}: {value}")
+
+
+def _register_optional_commands() -> None:
+    try:
+        from tiering.sizing.command import size
+    except ImportError:
+        return
+    main.add_command(size)
+
+
+_register_optional_commands()
