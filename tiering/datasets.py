@@ -235,3 +235,24 @@ def sha256_of(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def hdf5_metric(path: str | Path) -> Metric:
+    """Return the metric named by an ann-benchmarks HDF5 file's ``distance`` attribute.
+
+    ``angular`` means cosine and ``euclidean`` means L2; a file without the attribute
+    is taken as L2.
+
+    Raises:
+        ValidationError: the file is missing or names a metric this library lacks.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(f"File {path} not found. Check the path.")
+    with h5py.File(path, "r") as handle:
+        distance = handle.attrs.get("distance", "euclidean")
+    if isinstance(distance, bytes):
+        distance = distance.decode()
+    return Metric.parse(str(distance))
