@@ -1,7 +1,7 @@
 """The FAISS index over cold rows, keyed by global row id.
 
 The index is exact (``IndexFlat``) up to ``exact_max_rows`` rows and IVF (``IndexIVFFlat``,
-about 4 * sqrt(n) lists, ``nprobe`` lists searched) above it, always wrapped in
+up to 4 * sqrt(n) lists, ``nprobe`` lists searched) above it, always wrapped in
 ``IndexIDMap2`` so row ids stay stable and rows can be removed. Cosine uses inner
 product on unit vectors; L2 scores are negated squared distances, as everywhere.
 
@@ -92,7 +92,9 @@ class ColdIndex:
         if len(row_ids) <= self.settings.exact_max_rows:
             index = self._flat()
         else:
-            lists = int(min(65536, max(16, 4 * math.sqrt(len(row_ids)))))
+            # About 4 * sqrt(n) lists, but at least 39 training points per list (FAISS's
+            # own lower bound for k-means) and at most 65,536.
+            lists = max(1, min(65536, int(4 * math.sqrt(len(row_ids))), len(row_ids) // 39))
             quantizer = faiss.IndexFlat(self.dim, self._faiss_metric())
             ivf = faiss.IndexIVFFlat(quantizer, self.dim, lists, self._faiss_metric())
             sample = vectors[np.random.default_rng(0).permutation(len(vectors))[: lists * 64]]

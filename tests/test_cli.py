@@ -1,0 +1,50 @@
+"""The command line: cost, status and error reporting."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+from tiering_fixtures import fast_config, random_vectors
+
+from tiering.adapters.memory import InMemoryBackend
+from tiering.cli import main
+from tiering.store import TieredStore
+
+
+def test_cost_json_shows_saving():
+    result = CliRunner().invoke(main, ["cost", "--vectors", "10000000", "--dim", "768", "--json"])
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["after_usd_per_month"] < document["before_usd_per_month"]
+    assert document["prices_dated"]
+
+
+def test_cost_rejects_bad_fraction():
+    result = CliRunner().invoke(main, ["cost", "--vectors", "10", "--dim", "4", "--hot-fraction", "2"])
+
+    assert result.exit_code == 2
+    assert "Invalid --hot-fraction 2.0" in result.output
+
+
+def test_status_of_cold_folder(tmp_path):
+    with TieredStore(InMemoryBackend(8, "l2"), tmp_path, config=fast_config()) as store:
+        store.upsert(list(range(50)), random_vectors(50, 8))
+        store.tier()
+
+    result = CliRunner().invoke(main, ["status", str(tmp_path), "--json"])
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["live_rows"] == 40
+    assert document["segments"] == 1
+    assert document["pending_moves"] == 0
+    assert document["saved_index"]["rows"] == 40
+
+
+def test_status_of_empty_folder(tmp_path):
+    result = CliRunner().invoke(main, ["status", str(tmp_path)])
+
+    assert result.exit_code == 2
+    assert "No cold tier manifest found" in result.output

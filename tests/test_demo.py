@@ -1,0 +1,138 @@
+"""The demo on SIFT small and on users' own files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tiering.cli import main
+from tiering.demo import DemoSettings, run_demo, zipf_stream
+from tiering.errors import ValidationError
+
+
+@pytest.mark.slow
+def test_demo_on_sift_small_meets_targets():
+    result = CliRunner().invoke(main, ["demo", "--json"])
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    recall = report["recall_at_10"]
+    assert report["backend"] == "qdrant"
+    assert report["hot_fraction"] <= 0.2
+    assert report["hot_count"] + report["cold_count"] == 10_000
+    assert recall["all_hot"] >= 0.99
+    assert recall["tiered"] >= 0.99 * recall["all_hot"]
+    assert recall["hot_only"] < recall["tiered"]
+    cost = report["cost_usd_per_month"]
+    assert cost["after"] < cost["before"]
+    assert cost["prices_dated"]
+
+
+def test_demo_small_run_on_memory_backend():
+    report = run_demo(DemoSettings(backend="memory", searches=600, pass_every=100, latency_rounds=1))
+
+    assert set(report["recall_at_10"]) == {"all_hot", "tiered", "hot_only", "hot_only_workload"}
+    assert report["hot_fraction"] <= 0.2
+    assert report["recall_at_10"]["tiered"] == pytest.approx(report["recall_at_10"]["all_hot"])
+    assert report["tiering"]["demoted"] >= 8000
+
+
+def test_demo_on_user_files_without_ground_truth(tmp_path):
+    rng = np.random.default_rng(1)
+    base = rng.random((400, 12), dtype=np.float32)
+    queries = rng.random((20, 12), dtype=np.float32)
+    np.save(tmp_path / "base.npy", base)
+    np.save(tmp_path / "queries.npy", queries)
+
+    result = CliRunner().invoke(
+        main,
+        [
+            "demo",
+            "--backend",
+            "memory",
+            "--base",
+            str(tmp_path / "base.npy"),
+            "--queries",
+            str(tmp_path / "queries.npy"),
+            "--metric",
+            "cosine",
+            "--searches",
+            "300",
+            "--json",
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["metric"] == "cosine"
+    assert report["vectors"] == 400
+    assert report["recall_at_10"]["all_hot"] == pytest.approx(1.0)
+
+
+def test_demo_rejects_bad_input(tmp_path):
+    np.save(tmp_path / "base.npy", np.zeros((10, 4), np.float32))
+    np.save(tmp_path / "queries.npy", np.zeros((2, 5), np.float32))
+    runner = CliRunner()
+
+    mismatch = runner.invoke(
+        main,
+        [
+            "demo",
+            "--backend",
+            "memory",
+            "--base",
+            str(tmp_path / "base.npy"),
+            "--queries",
+            str(tmp_path / "queries.npy"),
+        ],
+    )
+    missing = runner.invoke(
+        main,
+        [
+            "demo",
+            "--backend",
+            "memory",
+            "--base",
+            str(tmp_path / "nope.fvecs"),
+            "--queries",
+            str(tmp_path / "queries.npy"),
+        ],
+    )
+    metric = runner.invoke(
+        main,
+        [
+            "demo",
+            "--backend",
+            "memory",
+            "--base",
+            str(tmp_path / "base.npy"),
+            "--queries",
+            str(tmp_path / "base.npy"),
+            "--metric",
+            "hamming",
+        ],
+    )
+
+    assert mismatch.exit_code == 2
+    assert "4-d but queries are 5-d" in mismatch.output
+    assert missing.exit_code == 2
+    assert "nope.fvecs not found" in missing.output
+    assert metric.exit_code == 2
+    assert "Unknown metric 'hamming'" in metric.output
+
+
+def test_demo_settings_checked():
+    with pytest.raises(ValidationError, match="hot fraction 1.5"):
+        run_demo(DemoSettings(backend="memory", hot_fraction=1.5))
+
+
+def test_zipf_stream_is_skewed_and_seeded():
+    first = zipf_stream(100, 5000, 1.1, np.random.default_rng(0))
+    second = zipf_stream(100, 5000, 1.1, np.random.default_rng(0))
+    counts = np.sort(np.bincount(first, minlength=100))[::-1]
+
+    assert np.array_equal(first, second)
+    assert counts[0] > 10 * counts[50]
