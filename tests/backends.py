@@ -19,7 +19,7 @@ import pytest
 from tiering.backend import Backend
 from tiering.records import Metric
 
-BACKENDS = ["memory", "qdrant", "milvus"]
+BACKENDS = ["memory", "qdrant", "milvus", "pinecone"]
 
 MakeBackend = Callable[[int, Metric], Backend]
 
@@ -91,10 +91,27 @@ def _milvus_factory(opened: list[Backend], request: pytest.FixtureRequest) -> Ma
     return make
 
 
+def _pinecone_factory(opened: list[Backend], request: pytest.FixtureRequest) -> MakeBackend:
+    from fakes.pinecone_fake import PineconeFake
+
+    from tiering.adapters.pinecone import PINECONE_METRICS, PineconeBackend, connect_pinecone
+
+    def make(dim: int, metric: Metric) -> Backend:
+        fake = PineconeFake(dim, PINECONE_METRICS[Metric.parse(metric)])
+        request.addfinalizer(fake.stop)
+        index = connect_pinecone(fake.host, "fake-api-key", timeout_s=10)
+        backend = PineconeBackend(index, dim, metric, namespace="tests")
+        opened.append(backend)
+        return backend
+
+    return make
+
+
 _FACTORIES: dict[str, Callable[[list[Backend], pytest.FixtureRequest], MakeBackend]] = {
     "memory": lambda opened, _: _memory_factory(opened),
     "qdrant": lambda opened, _: _qdrant_factory(opened),
     "milvus": _milvus_factory,
+    "pinecone": _pinecone_factory,
 }
 
 

@@ -125,7 +125,7 @@ def test_demo_rejects_bad_input(tmp_path):
 
 
 def test_demo_settings_checked():
-    with pytest.raises(ValidationError, match="hot fraction 1.5"):
+    with pytest.raises(ValidationError, match=r"hot fraction 1\.5"):
         run_demo(DemoSettings(backend="memory", hot_fraction=1.5))
 
 

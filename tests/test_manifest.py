@@ -81,7 +81,7 @@ def test_corrupt_latest_is_reported(log, tmp_path):
     log.commit(lambda m: m.with_segment("segments/a.parquet", 1, 1, "a"))
     (tmp_path / manifest_key(1)).write_text('{"format": "tiering-manifest-1", "version": 1')
 
-    with pytest.raises(CorruptDataError, match="v00000000000000000001.json"):
+    with pytest.raises(CorruptDataError, match=r"v00000000000000000001\.json"):
         log.latest()
 
 

@@ -62,7 +62,7 @@ def test_invalid_k(k):
 def test_metric_names():
     assert Metric.parse("Euclidean") is Metric.L2
     assert Metric.parse("ip") is Metric.DOT
-    with pytest.raises(ValidationError, match="Unknown metric 'hamming'. Use one of: cosine, dot, l2"):
+    with pytest.raises(ValidationError, match=r"Unknown metric 'hamming'\. Use one of: cosine, dot, l2"):
         Metric.parse("hamming")
 
 
