@@ -189,3 +189,97 @@ def test_milvus_partition_isolates_records(milvus_client):
     assert [r.id for r in first.fetch([1, 2])] == [1]
     assert [h.id for h in second.search(np.ones((1, DIM), np.float32), 5)[0]] == [2]
     assert milvus_client.has_partition(name, "p1")
+
+
+# --- Pinecone (against the local fake in tests/fakes/pinecone_fake.py) -------------------
+
+
+@pytest.fixture
+def pinecone_fake():
+    from fakes.pinecone_fake import PineconeFake
+
+    with PineconeFake(DIM, "euclidean") as fake:
+        yield fake
+
+
+def test_pinecone_closed_port_raises_unavailable():
+    from tiering.adapters.pinecone import PineconeBackend, connect_pinecone
+
+    index = connect_pinecone(f"http://127.0.0.1:{closed_port()}", "key", timeout_s=2)
+    with pytest.raises(BackendUnavailableError) as info:
+        PineconeBackend(index, DIM, "l2")
+    assert "Pinecone could not be reached" in str(info.value)
+    assert info.value.__cause__ is not None
+
+
+def test_pinecone_server_errors_raise_unavailable(pinecone_fake):
+    from tiering.adapters.pinecone import PineconeBackend, connect_pinecone
+
+    backend = PineconeBackend(connect_pinecone(pinecone_fake.host, "key"), DIM, "l2")
+    # The SDK makes one attempt and three retries on 503 before giving up.
+    pinecone_fake.fail_statuses.extend([503] * 4)
+
+    with pytest.raises(BackendUnavailableError, match="HTTP 503"):
+        backend.count()
+    assert pinecone_fake.fail_statuses == []
+    assert backend.count() == 0
+
+
+def test_pinecone_client_error_raises_backend_error(pinecone_fake):
+    from tiering.adapters.pinecone import PineconeBackend, connect_pinecone
+
+    backend = PineconeBackend(connect_pinecone(pinecone_fake.host, "key"), DIM, "l2")
+    pinecone_fake.fail_statuses.append(400)
+
+    with pytest.raises(BackendError, match="HTTP 400") as info:
+        backend.upsert([one_record()])
+    assert type(info.value) is BackendError
+
+
+def test_pinecone_closed_client_raises_backend_error(pinecone_fake):
+    from tiering.adapters.pinecone import PineconeBackend, connect_pinecone
+
+    backend = PineconeBackend(connect_pinecone(pinecone_fake.host, "key"), DIM, "l2")
+    backend.close()
+    backend.close()
+
+    with pytest.raises(BackendError) as info:
+        backend.fetch([1])
+    assert info.value.__cause__ is not None
+
+
+def test_pinecone_index_mismatch_rejected(pinecone_fake):
+    from tiering.adapters.pinecone import PineconeBackend, connect_pinecone
+
+    index = connect_pinecone(pinecone_fake.host, "key")
+    with pytest.raises(ConfigurationError, match="4-dimensional"):
+        PineconeBackend(index, DIM + 1, "l2")
+    with pytest.raises(ConfigurationError, match="'euclidean'"):
+        PineconeBackend(index, DIM, "cosine")
+
+
+def test_pinecone_foreign_vector_rejected(pinecone_fake):
+    from tiering.adapters.pinecone import PineconeBackend, connect_pinecone
+
+    index = connect_pinecone(pinecone_fake.host, "key")
+    backend = PineconeBackend(index, DIM, "l2")
+    index.upsert(vectors=[{"id": "i:1", "values": [1.0] * DIM, "metadata": {"a": 1}}])
+
+    with pytest.raises(BackendError, match="not written by vector-tiering"):
+        backend.fetch([1])
+
+
+def test_pinecone_namespaces_isolate_records(pinecone_fake):
+    from tiering.adapters.pinecone import PineconeBackend, connect_pinecone
+
+    index = connect_pinecone(pinecone_fake.host, "key")
+    first = PineconeBackend(index, DIM, "l2", namespace="a")
+    default = PineconeBackend(index, DIM, "l2")
+    first.upsert([one_record()])
+    default.upsert([Record(id=2, vector=np.zeros(DIM, np.float32), version=1)])
+
+    assert first.count() == 1
+    assert default.count() == 1
+    assert [r.id for r in first.fetch([1, 2])] == [1]
+    assert [h.id for h in default.search(np.ones((1, DIM), np.float32), 5)[0]] == [2]
+    assert [i for batch in first.iter_ids() for i in batch] == [1]
