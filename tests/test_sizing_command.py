@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from tiering.datasets import load_bundled
 from tiering.sizing.command import size
+from tiering.sizing.records import read_records
 
 REQUIRED_KEYS = {
     "shards", "routing", "replicas", "hot_fraction", "recall_at_k", "p99_ms", "qps", "nodes",
@@ -68,7 +69,7 @@ def test_out_folder_outputs(npy_files: Path, tmp_path: Path) -> None:
         "--out", str(out),
     )
     assert code == 0, stderr
-    for name in ("records.jsonl", "summary.csv", "summary.json", "report.md",
+    for name in ("records.jsonl.gz", "summary.csv", "summary.json", "report.md",
                  "recall_vs_shards.png", "latency_vs_shards.png", "cost_vs_recall.png"):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
@@ -78,7 +79,7 @@ def test_out_folder_outputs(npy_files: Path, tmp_path: Path) -> None:
     assert "Cheapest configuration" in (out / "report.md").read_text()
     flat_all = [r for r in summary["rows"] if r["index"] == "flat" and r["routing"] == "all"]
     assert all(r["recall_at_k"] == 1.0 for r in flat_all)
-    assert len((out / "records.jsonl").read_text().splitlines()) == 16
+    assert len(list(read_records(out / "records.jsonl.gz"))) == 16
     assert "Cheapest meeting the targets" in stdout
 
 

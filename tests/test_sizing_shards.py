@@ -76,6 +76,9 @@ def test_hot_plus_cold_is_exact(data: tuple[np.ndarray, np.ndarray, np.ndarray])
     assert recall_at_k(found, truth, 10) == 1.0
     cold_hits = sum(sharded.search_one(queries[i : i + 1], 10).cold_hits for i in range(5))
     assert cold_hits > 0
+    result = sharded.search_one(queries[:1], 10)
+    assert result.hot_distance_count == len(hot)
+    assert result.distance_count == len(base)
 
 
 def test_hnsw_counts_distances(data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:

@@ -69,12 +69,13 @@ def test_measure_from_record() -> None:
 
 def test_records_round_trip(tmp_path: Any) -> None:
     record = _record([[1, 2]], [[1, 2]], [0.001])
-    path = tmp_path / "records.jsonl"
-    write_records([record, record], path)
-    loaded = list(read_records(path))
-    assert len(loaded) == 2
-    assert loaded[0].params == record.params
-    assert loaded[1].queries == record.queries
+    for name in ("records.jsonl", "records.jsonl.gz"):
+        path = tmp_path / name
+        write_records([record, record], path)
+        loaded = list(read_records(path))
+        assert len(loaded) == 2
+        assert loaded[0].params == record.params
+        assert loaded[1].queries == record.queries
 
 
 def test_pack_shards_first_fit() -> None:

@@ -248,8 +248,9 @@ def _run(
                             title=title)
         if best is not None:
             click.echo(
-                f"Cheapest meeting the targets: {best.shards} shards, {best.routing}, "
-                f"{best.replicas} replicas, hot {best.hot_fraction:g}: "
+                f"Cheapest meeting the targets: {report.count_label(best.shards, 'shard')}, "
+                f"{best.routing}, {report.count_label(best.replicas, 'replica')}, "
+                f"hot {best.hot_fraction:g}: "
                 f"${best.cost_usd_per_month:,.2f}/month."
             )
 
@@ -306,7 +307,7 @@ def _write_outputs(
     summary: dict[str, Any],
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_records(records, out_dir / "records.jsonl")
+    write_records(records, out_dir / "records.jsonl.gz")
     report.write_csv(rows, out_dir / "summary.csv")
     report.write_json(summary, out_dir / "summary.json")
     plot_paths = plots.write_plots(rows, front, out_dir)

@@ -8,11 +8,12 @@ time of the concurrent pass. Metrics are computed from records afterwards
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from tiering.errors import CorruptDataError
 
@@ -27,7 +28,8 @@ class RunRecord:
     workload); ``build`` holds per-shard sizes and index bytes and build times;
     ``queries`` holds one entry per query of the stream with ``ids``, ``scores``,
     ``truth`` (exact top-k), ``latency_s``, ``shards_searched``, ``distance_count``
-    and ``cold_hits``; ``throughput`` holds ``concurrency``, ``queries`` and ``wall_s``.
+    (hot and cold tier), ``hot_distance_count`` and ``cold_hits``; ``throughput``
+    holds ``concurrency``, ``queries`` and ``wall_s``.
     """
 
     params: dict[str, Any]
@@ -50,9 +52,9 @@ class RunRecord:
 
 
 def write_records(records: Iterable[RunRecord], path: Path) -> None:
-    """Write records as JSON lines to ``path``, replacing the file."""
+    """Write records as JSON lines to ``path``, replacing the file; ``.gz`` compresses."""
     temporary = path.with_suffix(path.suffix + ".tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
+    with _open(temporary, "wt", gzipped=path.suffix == ".gz") as handle:
         for record in records:
             handle.write(record.to_json() + "\n")
     temporary.replace(path)
@@ -64,7 +66,7 @@ def read_records(path: Path) -> Iterator[RunRecord]:
     Raises:
         CorruptDataError: a line is not JSON or lacks a field.
     """
-    with path.open(encoding="utf-8") as handle:
+    with _open(path, "rt", gzipped=path.suffix == ".gz") as handle:
         for number, line in enumerate(handle, start=1):
             try:
                 document = json.loads(line)
@@ -76,3 +78,9 @@ def read_records(path: Path) -> Iterator[RunRecord]:
                 raise CorruptDataError(
                     f"{path} line {number} is not a sizing record: {exc}."
                 ) from exc
+
+
+def _open(path: Path, mode: str, *, gzipped: bool) -> IO[str]:
+    if gzipped:
+        return cast(IO[str], gzip.open(path, mode, encoding="utf-8"))
+    return path.open(mode[0], encoding="utf-8")

@@ -18,6 +18,7 @@ from tiering.sizing.summary import SizingRow
 CSV_FIELDS = (
     "shards", "routing", "index", "replicas", "node_memory_gib", "hot_fraction",
     "recall_at_k", "p50_ms", "p95_ms", "p99_ms", "qps", "distance_count_mean",
+    "hot_distance_count_mean",
     "shards_searched_mean", "index_bytes_total", "index_bytes_max_shard", "cold_index_bytes",
     "build_s", "nodes_for_memory", "nodes_for_throughput", "nodes", "fits_in_memory",
     "cold_tier_usd_per_month", "cost_usd_per_month", "price_model",
@@ -141,9 +142,10 @@ def write_markdown(
     else:
         lines.append(
             f"Cheapest configuration with recall@k >= {targets['recall']} and {p99_text}: "
-            f"**{best.shards} shards, routing {best.routing}, index {best.index}, "
-            f"{best.replicas} replicas, {best.node_memory_gib:g} GiB nodes, hot fraction "
-            f"{best.hot_fraction:g}**: recall {best.recall_at_k:.4f}, p99 {best.p99_ms:.3f} ms, "
+            f"**{count_label(best.shards, 'shard')}, routing {best.routing}, "
+            f"index {best.index}, {count_label(best.replicas, 'replica')}, "
+            f"{best.node_memory_gib:g} GiB nodes, hot fraction {best.hot_fraction:g}**: "
+            f"recall {best.recall_at_k:.4f}, p99 {best.p99_ms:.3f} ms, "
             f"{best.nodes} nodes, ${best.cost_usd_per_month:,.2f} per month."
         )
     lines += ["", "## All configurations", "", "`*` marks the Pareto front of cost vs recall.", ""]
@@ -170,3 +172,10 @@ def write_markdown(
         "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def count_label(number: int, noun: str) -> str:
+    """Return ``1 shard`` or ``2 shards``."""
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+

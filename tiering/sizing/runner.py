@@ -263,11 +263,12 @@ def _serial_pass(
             {
                 "query_row": int(row),
                 "ids": result.ids.tolist(),
-                "scores": [round(float(s), 6) for s in result.scores],
+                "scores": [round(float(s), 5) for s in result.scores],
                 "truth": data.ground_truth[row, : workload.k].tolist(),
                 "latency_s": latency_s,
                 "shards_searched": result.shards_searched,
                 "distance_count": result.distance_count,
+                "hot_distance_count": result.hot_distance_count,
                 "cold_hits": result.cold_hits,
             }
         )

@@ -200,6 +200,7 @@ class QueryResult(NamedTuple):
     scores: npt.NDArray[np.float32]
     shards_searched: int
     distance_count: int
+    hot_distance_count: int
     cold_hits: int
 
 
@@ -238,9 +239,11 @@ class ShardedIndex:
             parts.append(shard.search(query, k))
             visited += 1
         hot_parts = len(parts)
+        distance_count += sum(part.distance_count for part in parts)
+        hot_distance_count = distance_count
         if self.cold is not None:
             parts.append(self.cold.search(query, k))
-        distance_count += sum(part.distance_count for part in parts)
+            distance_count += parts[-1].distance_count
 
         ids = np.concatenate([part.ids for part in parts]) if parts else np.zeros(0, np.int64)
         scores = (
@@ -251,7 +254,9 @@ class ShardedIndex:
         if self.cold is not None and hot_parts < len(parts):
             cold_ids = set(parts[-1].ids.tolist())
             cold_hits = sum(1 for i in ids[order].tolist() if i in cold_ids)
-        return QueryResult(ids[order], scores[order], visited, distance_count, cold_hits)
+        return QueryResult(
+            ids[order], scores[order], visited, distance_count, hot_distance_count, cold_hits
+        )
 
     def close(self) -> None:
         """Close every shard and the cold index."""

@@ -59,6 +59,7 @@ class Measured:
     qps: float
     concurrency: int
     distance_count_mean: float
+    hot_distance_count_mean: float
     shards_searched_mean: float
     cold_hits_mean: float
     shard_sizes: tuple[int, ...]
@@ -92,6 +93,10 @@ def measure(record: RunRecord) -> Measured:
         qps=done / wall_s if wall_s > 0 else float("nan"),
         concurrency=int(record.throughput.get("concurrency", 1)),
         distance_count_mean=sum(q["distance_count"] for q in queries) / count,
+        hot_distance_count_mean=sum(
+            q.get("hot_distance_count", q["distance_count"]) for q in queries
+        )
+        / count,
         shards_searched_mean=sum(q["shards_searched"] for q in queries) / count,
         cold_hits_mean=sum(q["cold_hits"] for q in queries) / count,
         shard_sizes=tuple(int(n) for n in record.build["shard_sizes"]),
@@ -128,6 +133,7 @@ class SizingRow:
     p99_ms: float
     qps: float
     distance_count_mean: float
+    hot_distance_count_mean: float
     shards_searched_mean: float
     index_bytes_total: int
     index_bytes_max_shard: int
@@ -229,6 +235,7 @@ def price_row(
         p99_ms=measured.p99_ms,
         qps=measured.qps,
         distance_count_mean=measured.distance_count_mean,
+        hot_distance_count_mean=measured.hot_distance_count_mean,
         shards_searched_mean=measured.shards_searched_mean,
         index_bytes_total=sum(shard_bytes),
         index_bytes_max_shard=max(shard_bytes, default=0),
