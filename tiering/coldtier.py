@@ -281,8 +281,14 @@ class ColdTier:
         key = key or f"{SEGMENT_PREFIX}{uuid.uuid4().hex}.parquet"
         self.store.put(key, data, if_none_match=True)
         logger.info("Wrote segment %s: %d rows, %d bytes", key, len(records), len(data))
+        rows = SegmentRows(
+            ids=[record.id for record in records],
+            vectors=np.stack([np.asarray(record.vector, dtype=np.float32) for record in records]),
+            payloads=[dict(record.payload) for record in records],
+            versions=np.asarray([record.version for record in records], dtype=np.int64),
+        )
         with self._lock:
-            self._remember(key, read_segment(data, key, None))
+            self._remember(key, rows)
         return StagedSegment(key, len(data), sha256_hex(data), tuple(records))
 
     def commit_segment(self, staged: StagedSegment) -> Manifest:
