@@ -1,1 +1,1 @@
-pytest_plugins = ["backends", "tiering_fixtures"]
+pytest_plugins = ["backends", "tiering_fixtures", "redis_server"]
