@@ -48,3 +48,49 @@ def test_status_of_empty_folder(tmp_path):
 
     assert result.exit_code == 2
     assert "No cold tier manifest found" in result.output
+
+
+def test_tier_command_on_qdrant_path(tmp_path):
+    from qdrant_client import QdrantClient
+
+    from tiering.adapters.qdrant import QdrantBackend
+
+    with TieredStore(
+        QdrantBackend(QdrantClient(path=str(tmp_path / "q")), "c", 8, "l2"), tmp_path / "cold"
+    ) as store:
+        store.upsert(list(range(100)), random_vectors(100, 8))
+    arguments = [
+        "tier",
+        "--backend-url",
+        f"qdrant+local://{tmp_path}/q",
+        "--collection",
+        "c",
+        "--dim",
+        "8",
+        "--metric",
+        "l2",
+        "--cold",
+        str(tmp_path / "cold"),
+        "--min-idle-s",
+        "0",
+        "--json",
+    ]
+
+    planned = CliRunner().invoke(main, [*arguments, "--dry-run"])
+    moved = CliRunner().invoke(main, arguments)
+
+    assert planned.exit_code == 0, planned.output
+    assert json.loads(planned.stdout)["demote"] == 80
+    assert json.loads(planned.stdout)["demoted"] == 0
+    assert moved.exit_code == 0, moved.output
+    assert json.loads(moved.stdout)["cold_count"] == 80
+
+
+def test_tier_command_rejects_unknown_backend(tmp_path):
+    result = CliRunner().invoke(
+        main,
+        ["tier", "--backend-url", "redis://x", "--collection", "c", "--dim", "8", "--cold", str(tmp_path)],
+    )
+
+    assert result.exit_code == 2
+    assert "Unknown backend URL 'redis://x'" in result.output

@@ -270,6 +270,87 @@ def cost(
 
 
 @main.command()
+@click.option(
+    "--backend-url",
+    required=True,
+    help="Where the hot tier lives: qdrant+local:///dir, qdrant://host:6333, milvus:///file.db.",
+)
+@click.option("--collection", required=True, help="Collection (index) name in the backend.")
+@click.option("--dim", type=int, required=True, help="Vector dimension of the collection.")
+@click.option("--metric", default="cosine", show_default=True, help="cosine, dot or l2.")
+@click.option(
+    "--cold",
+    "cold_location",
+    default="./tiering-cold",
+    show_default=True,
+    help="Cold tier: a folder or s3://bucket/prefix.",
+)
+@click.option("--hot-fraction", type=float, default=0.2, show_default=True, help="Hot budget as a fraction.")
+@click.option("--max-hot", type=int, help="Hot budget as a count of vectors.")
+@click.option(
+    "--min-idle-s",
+    type=float,
+    default=3600.0,
+    show_default=True,
+    help="Seconds without reads before a vector may be demoted.",
+)
+@click.option("--dry-run", is_flag=True, help="Show the plan without moving anything.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def tier(
+    backend_url: str,
+    collection: str,
+    dim: int,
+    metric: str,
+    cold_location: str,
+    hot_fraction: float,
+    max_hot: int | None,
+    min_idle_s: float,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Run one tiering pass (or plan one with --dry-run) on a collection."""
+    from tiering.config import TieringConfig
+    from tiering.connect import open_backend_url, open_cold_store
+    from tiering.policy import HotBudget, PolicyConfig
+    from tiering.store import TieredStore
+
+    try:
+        policy = PolicyConfig(
+            budget=HotBudget(max_fraction=hot_fraction, max_count=max_hot),
+            min_idle_s=min_idle_s,
+            cooldown_s=min_idle_s,
+        )
+        backend = open_backend_url(backend_url, collection, dim, metric)
+        with TieredStore(
+            backend, open_cold_store(cold_location), config=TieringConfig(policy=policy)
+        ) as store:
+            result = store.tier(dry_run=dry_run)
+            counts = store.count()
+    except TieringError as exc:
+        fail(exc)
+    plan = result.plan
+    document = {
+        "dry_run": dry_run,
+        "demote": len(plan.demote),
+        "promote": len(plan.promote),
+        "demote_bytes": plan.demote_bytes,
+        "promote_bytes": plan.promote_bytes,
+        "hot_limit": plan.hot_limit,
+        "shortfall": plan.shortfall,
+        "demoted": result.demoted,
+        "promoted": result.promoted,
+        "hot_count": counts.hot,
+        "cold_count": counts.cold,
+        "duration_s": result.duration_s,
+    }
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+        return
+    for key, value in document.items():
+        stdout.print(f"{key:>14}: {value}")
+
+
+@main.command()
 @click.argument("cold_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def status(cold_dir: Path, as_json: bool) -> None:
