@@ -31,18 +31,20 @@ SUITES: dict[str, list[str]] = {
     "siftsmall": [
         "--dataset", "siftsmall", "--shards", "1,2,4,8", "--routing", "all,nearest:1,nearest:2",
         "--index", "hnsw:M=16,ef=32", "--replicas", "1,2,3", "--hot-fraction", "1,0.2",
-        "--target-recall", "0.95", *COMMON,
+        "--target-recall", "0.95", "--runs", "3", *COMMON,
     ],
     "minilm": [
         "--dataset", "minilm-debian-10k", "--shards", "1,2,4,8",
         "--routing", "all,nearest:1,nearest:2", "--index", "hnsw:M=16,ef=32",
-        "--replicas", "1,2,3", "--hot-fraction", "1,0.2", "--target-recall", "0.95", *COMMON,
+        "--replicas", "1,2,3", "--hot-fraction", "1,0.2", "--target-recall", "0.95", "--runs", "3",
+        *COMMON,
     ],
     "synthetic-200k": [
         "--synthetic", "200000,128", "--synthetic-queries", "500", "--shards", "1,2,4,8,16",
         "--routing", "all,nearest:1", "--index", "hnsw:M=16,ef=32",
         "--hot-fraction", "1,0.5,0.2", "--cold-index", "ivf:nlist=1024,nprobe=32",
-        "--replicas", "1,2", "--node-memory", "16,64", "--target-recall", "0.9", *COMMON,
+        "--replicas", "1,2", "--node-memory", "16,64", "--target-recall", "0.9", "--runs", "2",
+        *COMMON,
     ],
 }
 

@@ -65,7 +65,7 @@ def test_out_folder_outputs(npy_files: Path, tmp_path: Path) -> None:
     code, stdout, stderr = _invoke(
         "--synthetic", "1500,16", "--synthetic-queries", "20", "--shards", "1,2",
         "--routing", "all,nearest:1", "--index", "flat", "--index", "hnsw:M=8,ef=16",
-        "--hot-fraction", "1,0.5", "--query-count", "30", "--target-recall", "0.5",
+        "--hot-fraction", "1,0.5", "--query-count", "30", "--target-recall", "0.5", "--runs", "2",
         "--out", str(out),
     )
     assert code == 0, stderr
@@ -79,7 +79,12 @@ def test_out_folder_outputs(npy_files: Path, tmp_path: Path) -> None:
     assert "Cheapest configuration" in (out / "report.md").read_text()
     flat_all = [r for r in summary["rows"] if r["index"] == "flat" and r["routing"] == "all"]
     assert all(r["recall_at_k"] == 1.0 for r in flat_all)
-    assert len(list(read_records(out / "records.jsonl.gz"))) == 16
+    records = list(read_records(out / "records.jsonl.gz"))
+    assert len(records) == 16
+    first = records[0].queries[0]
+    assert len(first["latency_runs_s"]) == 2
+    assert first["latency_s"] == min(first["latency_runs_s"])
+    assert len(records[0].throughput["wall_runs_s"]) == 2
     assert "Cheapest meeting the targets" in stdout
 
 

@@ -135,6 +135,8 @@ class _RichProgress:
               help="p99 serial latency in ms the chosen configuration must meet.")
 @click.option("--prices", "prices_path", type=_EXISTING_FILE,
               help="Price catalog JSON to use instead of the shipped one.")
+@click.option("--runs", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="Repeat the latency and throughput passes; the fastest run counts.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for data and workload.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for raw records, CSV, JSON summary, PNG plots and a report.")
@@ -176,6 +178,7 @@ def _run(
     target_recall: float,
     target_p99_ms: float | None,
     prices_path: Path | None,
+    runs: int,
     seed: int,
     out_dir: Path | None,
     as_json: bool,
@@ -209,7 +212,7 @@ def _run(
         )
         config = SweepConfig(
             tuple(shards), tuple(routing), tuple(indexes), tuple(hot_fraction),
-            backend=backend, cold_index=cold_index, seed=seed,
+            backend=backend, cold_index=cold_index, seed=seed, runs=runs,
         )
         records = list(
             run_sweep(data, workload, config, progress=_RichProgress(progress, config.size))
@@ -284,6 +287,7 @@ def _summary(
             "backend": config.backend,
             "cold_index": config.cold_index.label,
             "seed": config.seed,
+            "runs": config.runs,
         },
         "price_model": inputs.price_model,
         "cold_storage_class": inputs.cold_storage_class,
