@@ -283,3 +283,18 @@ def test_reopen_keeps_scores_and_tiers(store_factory):
     scores, _idle, _moved = reopened.tracker.snapshot([7], factory.clock())
     assert scores[0] == pytest.approx(5.0)
     assert 7 not in reopened.cold
+
+
+def test_dry_run_estimates_saving(store_factory):
+    # Self-hosted Qdrant prices hot vectors at 1.5x their raw size in RAM, while the cold
+    # tier holds them once in RAM plus S3, so demoting must save money.
+    store = store_factory(config=fast_config(price_model="qdrant-ram")).open()
+    store.upsert(list(range(50)), random_vectors(50, 8))
+
+    demoting = store.tier(dry_run=True)
+    store.tier()
+    idle = store.tier(dry_run=True)
+
+    assert demoting.saving_usd_per_month > 0.0
+    assert idle.plan.is_empty()
+    assert idle.saving_usd_per_month == 0.0

@@ -49,6 +49,13 @@ class TieringConfig:
     segment_rows: int = 50_000
     """Most rows written to one segment; larger demotions write several."""
 
+    price_model: str = "pinecone-serverless"
+    """Price model that dry runs use to estimate the monthly saving of a plan; see
+    :func:`tiering.cost.estimate_tiering_cost`."""
+
+    queries_per_month: float = 1_000_000.0
+    """Query volume the saving estimate assumes."""
+
     search_threads: int = 2
     """Threads that query the two tiers concurrently."""
 

@@ -67,6 +67,9 @@ class TieringResult:
     demoted: int
     promoted: int
     duration_s: float
+    saving_usd_per_month: float
+    """Estimated monthly saving of the plan under the configured price model (an
+    estimate from the dated price catalog; negative when the plan costs more)."""
 
 
 class TieredStore:
@@ -368,9 +371,26 @@ class TieredStore:
                     self.tracker.mark_moved(chunk, self.clock())
                 self.save_state()
         duration_s = time.perf_counter() - started
+        saving = self._estimate_saving(plan)
         if not dry_run:
             logger.info("Tiering pass: %d demoted, %d promoted in %.2f s", demoted, promoted, duration_s)
-        return TieringResult(plan, dry_run, demoted, promoted, duration_s)
+        return TieringResult(plan, dry_run, demoted, promoted, duration_s, saving)
+
+    def _estimate_saving(self, plan: Plan) -> float:
+        from tiering.cost import estimate_tiering_cost
+
+        def monthly_cost(hot: int, cold: int) -> float:
+            return estimate_tiering_cost(
+                total_vectors=hot + cold,
+                hot_vectors=hot,
+                dim=self.dim,
+                queries_per_month=self.config.queries_per_month,
+                cold_index_bytes=cold * self.dim * 4,
+                price_model=self.config.price_model,
+            ).after_usd_per_month
+
+        now = monthly_cost(plan.hot_count, plan.cold_count)
+        return now - monthly_cost(plan.hot_count_after, plan.cold_count_after)
 
     def save_state(self) -> None:
         """Save the access scores beside the cold tier. Raises ObjectStoreError."""
