@@ -12,13 +12,21 @@ from tiering.access import AccessTracker
 from tiering.errors import ConfigurationError
 from tiering.records import Metric
 from tiering.service.lease import LeaderLease
-from tiering.shared_scores import EPOCH_HALF_LIVES, RedisSettings, SharedAccessTracker, SharedScoresError, connect
+from tiering.shared_scores import (
+    EPOCH_HALF_LIVES,
+    RedisSettings,
+    SharedAccessTracker,
+    SharedScoresError,
+    connect,
+)
 from tiering.store import TieredStore
 
 HALF_LIFE_S = 60.0
 
 
-def replica(url: str, prefix: str, half_life_s: float = HALF_LIFE_S, **settings: object) -> SharedAccessTracker:
+def replica(
+    url: str, prefix: str, half_life_s: float = HALF_LIFE_S, **settings: object
+) -> SharedAccessTracker:
     config = RedisSettings(url=url, prefix=prefix, **settings)  # type: ignore[arg-type]
     return SharedAccessTracker.adopt(AccessTracker(half_life_s), connect(config), config)
 
@@ -60,7 +68,8 @@ def test_merged_decay_matches_local_tracker(pair):
     second.flush()
     first.pull(1300.0)
 
-    assert scores_of(first, [1, 2, 3], 1300.0) == pytest.approx(scores_of(reference, [1, 2, 3], 1300.0), rel=1e-9)
+    expected = scores_of(reference, [1, 2, 3], 1300.0)
+    assert scores_of(first, [1, 2, 3], 1300.0) == pytest.approx(expected, rel=1e-9)
 
 
 def test_scores_cross_epoch_boundary(redis_server, redis_prefix):
@@ -176,9 +185,8 @@ def test_redis_refused_keeps_hits_buffered(redis_server, redis_prefix):
 
 
 def test_silent_redis_times_out(silent_port, redis_prefix):
-    silent = replica(
-        f"redis://127.0.0.1:{silent_port}/0", redis_prefix, socket_timeout_s=0.2, connect_timeout_s=0.2, retries=1
-    )
+    url = f"redis://127.0.0.1:{silent_port}/0"
+    silent = replica(url, redis_prefix, socket_timeout_s=0.2, connect_timeout_s=0.2, retries=1)
     silent.record([1], 1000.0)
 
     started = time.monotonic()

@@ -374,6 +374,11 @@ def _register_optional_commands() -> None:
     except ImportError:
         return
     main.add_command(size)
+    try:
+        from tiering.service.command import serve
+    except ImportError:
+        return
+    main.add_command(serve)
 
 
 _register_optional_commands()
