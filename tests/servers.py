@@ -386,3 +386,134 @@ def swift_server() -> Iterator[S3Endpoint]:
 def python_executable() -> str:
     """Return the interpreter running the tests, for child processes."""
     return sys.executable
+
+
+# Fault injection ---------------------------------------------------------------
+
+
+@dataclass
+class FaultRule:
+    """Requests whose method matches and whose path contains ``path_part`` are disturbed."""
+
+    method: str
+    path_part: str
+    status: int = 503
+    delay_s: float = 0.0
+    remaining: int = 1_000_000
+
+
+class FaultProxy:
+    """An HTTP proxy on 127.0.0.1 in front of an S3 server that injects errors and delays.
+
+    Requests that match a rule are answered with the rule's status and an S3 error body
+    (or forwarded after ``delay_s``); everything else is forwarded unchanged. The proxy
+    keeps the client's Host header, so it only suits servers that do not check
+    signatures against their own address (moto does not).
+    """
+
+    def __init__(self, target_url: str):
+        import http.client
+        import http.server
+        import threading
+        from urllib.parse import urlparse
+
+        target = urlparse(target_url)
+        self.rules: list[FaultRule] = []
+        self.disturbed: list[str] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                rule = proxy._match(self.command, self.path)
+                if rule is not None and rule.delay_s:
+                    time.sleep(rule.delay_s)
+                if rule is not None and rule.status:
+                    proxy.disturbed.append(f"{self.command} {self.path}")
+                    error = (
+                        b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ServiceUnavailable"
+                        b"</Code><Message>Injected by the test proxy.</Message></Error>"
+                    )
+                    self.send_response(rule.status)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(0 if self.command == "HEAD" else len(error)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(error)
+                    return
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                try:
+                    upstream.request(self.command, self.path, body=body, headers=dict(self.headers))
+                    response = upstream.getresponse()
+                    payload = response.read()
+                    self.send_response(response.status)
+                    for name, value in response.getheaders():
+                        if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                            self.send_header(name, value)
+                    if self.command == "HEAD":
+                        self.send_header("Content-Length", response.getheader("Content-Length", "0"))
+                    else:
+                        self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(payload)
+                finally:
+                    upstream.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._lock = threading.Lock()
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def _match(self, method: str, path: str) -> FaultRule | None:
+        with self._lock:
+            for rule in self.rules:
+                if rule.method == method and rule.path_part in path and rule.remaining > 0:
+                    rule.remaining -= 1
+                    return rule
+        return None
+
+    def fail(self, method: str, path_part: str, status: int = 503, times: int = 1_000_000) -> None:
+        """Answer matching requests with ``status``, ``times`` times."""
+        with self._lock:
+            self.rules.append(FaultRule(method, path_part, status=status, remaining=times))
+
+    def delay(self, method: str, path_part: str, delay_s: float, times: int = 1_000_000) -> None:
+        """Forward matching requests only after ``delay_s`` seconds."""
+        with self._lock:
+            self.rules.append(FaultRule(method, path_part, status=0, delay_s=delay_s, remaining=times))
+
+    def clear(self) -> None:
+        """Forward everything unchanged from now on."""
+        with self._lock:
+            self.rules.clear()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def fault_proxy(moto_server: S3Endpoint) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session's moto server."""
+    proxy = FaultProxy(moto_server.endpoint_url)
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()

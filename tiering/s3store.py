@@ -270,7 +270,7 @@ class S3ObjectStore:
         botocore_config = Config(
             connect_timeout=config.connect_timeout_s,
             read_timeout=config.read_timeout_s,
-            retries={"max_attempts": config.max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": config.max_attempts, "mode": "standard"},
             s3={"addressing_style": config.addressing_style},
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
