@@ -196,7 +196,9 @@ class ServiceRuntime:
     # Shutdown ----------------------------------------------------------------------
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        """Stop the tasks, flush the last hits, release the lease and close the store."""
+        """Stop the tasks, flush the last hits, release the lease and close the store. Idempotent."""
+        if self._stopping.is_set():
+            return
         started = time.monotonic()
         self._stopping.set()
         for task in self.tasks:
