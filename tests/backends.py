@@ -19,7 +19,7 @@ import pytest
 from tiering.backend import Backend
 from tiering.records import Metric
 
-BACKENDS = ["memory", "qdrant", "milvus", "pinecone"]
+BACKENDS = ["memory", "qdrant", "milvus", "pinecone", "weaviate"]
 
 MakeBackend = Callable[[int, Metric], Backend]
 
@@ -107,11 +107,36 @@ def _pinecone_factory(opened: list[Backend], request: pytest.FixtureRequest) -> 
     return make
 
 
+@pytest.fixture(scope="session")
+def weaviate_fake() -> Iterator[Any]:
+    """One fake Weaviate server (tests/fakes/weaviate_fake.py) for the whole session."""
+    from fakes.weaviate_fake import WeaviateFake
+
+    fake = WeaviateFake()
+    yield fake
+    fake.stop()
+
+
+def _weaviate_factory(opened: list[Backend], request: pytest.FixtureRequest) -> MakeBackend:
+    from tiering.adapters.weaviate import WeaviateBackend, connect_weaviate
+
+    fake = request.getfixturevalue("weaviate_fake")
+
+    def make(dim: int, metric: Metric) -> Backend:
+        client = connect_weaviate("127.0.0.1", fake.http_port, "127.0.0.1", fake.grpc_port)
+        backend = WeaviateBackend(client, unique_name("Tiering"), dim, metric)
+        opened.append(backend)
+        return backend
+
+    return make
+
+
 _FACTORIES: dict[str, Callable[[list[Backend], pytest.FixtureRequest], MakeBackend]] = {
     "memory": lambda opened, _: _memory_factory(opened),
     "qdrant": lambda opened, _: _qdrant_factory(opened),
     "milvus": _milvus_factory,
     "pinecone": _pinecone_factory,
+    "weaviate": _weaviate_factory,
 }
 
 
