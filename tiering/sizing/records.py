@@ -25,11 +25,11 @@ class RunRecord:
     """Raw measurements of one configuration.
 
     ``params`` names the configuration (shards, routing, index, hot fraction, data,
-    workload); ``build`` holds per-shard sizes and index bytes and build times;
-    ``queries`` holds one entry per query of the stream with ``ids``, ``scores``,
+    workload); ``build`` contains per-shard sizes and index bytes and build times;
+    ``queries`` contains one entry per query of the stream with ``ids``, ``scores``,
     ``truth`` (exact top-k), ``latency_s``, ``shards_searched``, ``distance_count``
     (hot and cold tier), ``hot_distance_count`` and ``cold_hits``; ``throughput``
-    holds ``concurrency``, ``queries`` and ``wall_s``.
+    contains ``concurrency``, ``queries`` and ``wall_s``.
     """
 
     params: dict[str, Any]

@@ -2,9 +2,9 @@
 
 Phases per configuration, timed separately: partition and build the shards, a serial
 pass (one query at a time, for latency and work per query), and a concurrent pass
-(``concurrency`` threads, for throughput). FAISS searches run on one OpenMP thread so
-that serial latency is single-core work and threads are the only parallelism in the
-concurrent pass; builds use every core.
+(``concurrency`` threads, for throughput). FAISS searches run on one OpenMP thread, so
+serial latency is single-core work and threads are the only parallelism in the
+concurrent pass. Builds use every core.
 """
 
 from __future__ import annotations
@@ -41,11 +41,11 @@ class SweepProgress(Protocol):
     """Receives progress: a new configuration with its step count, then steps done."""
 
     def start(self, description: str, total: int) -> None:
-        """A configuration begins; ``total`` steps follow."""
+        """Begin a configuration of ``total`` steps."""
         ...
 
     def advance(self, steps: int) -> None:
-        """``steps`` more steps are done."""
+        """Count ``steps`` more steps as done."""
         ...
 
 

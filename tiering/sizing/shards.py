@@ -93,7 +93,7 @@ def _effective_nlist(spec: IndexSpec, n: int) -> int:
 
 
 class FaissShard:
-    """A FAISS index over some base vectors, answering with their global ids.
+    """A FAISS index over some base vectors that returns their global ids.
 
     Searches are thread-safe (FAISS releases the GIL and does not mutate on search),
     but the distance counts come from FAISS's global statistics and are only right

@@ -44,7 +44,7 @@ class IndexSpec:
 
 @dataclass(frozen=True)
 class RoutingSpec:
-    """How a query reaches shards: ``all`` shards, or the ``probes`` nearest by centroid."""
+    """Query routing: to ``all`` shards, or to the ``probes`` nearest by centroid."""
 
     kind: str
     probes: int = 0

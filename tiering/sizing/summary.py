@@ -108,7 +108,7 @@ def measure(record: RunRecord) -> Measured:
 
 @dataclass(frozen=True)
 class CostInputs:
-    """What pricing needs beyond the measurements."""
+    """Pricing inputs beyond the measurements: query volume, targets, machine, models."""
 
     queries_per_month: float
     target_qps: float

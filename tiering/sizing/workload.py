@@ -69,7 +69,7 @@ def load_sizing_data(
     """Load or generate the data of a run and make sure ground truth covers ``k``.
 
     Exactly one source is allowed: ``dataset``, ``base`` (with ``queries`` unless it is
-    an ann-benchmarks HDF5 file, which holds both) or ``synthetic`` ``(n, dim)``.
+    an ann-benchmarks HDF5 file, which contains both) or ``synthetic`` ``(n, dim)``.
     ``metric`` overrides the source's metric; shipped ground truth is then recomputed.
     ``progress`` receives the number of queries whose ground truth was computed.
 
