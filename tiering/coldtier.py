@@ -1,8 +1,8 @@
 """The cold tier: segments and manifests on an object store, searched through FAISS.
 
-The cold tier keeps, in memory, one entry per live row (id, version, payload and
-where the row sits) and the FAISS index over the vectors; vectors themselves are
-read back from the segments when a caller fetches or promotes them.
+The cold tier keeps one in-memory entry per live row (id, version, payload and the
+row's place in its segment) and the FAISS index over the vectors. Vectors themselves
+are read back from the segments when a caller fetches or promotes them.
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ class ColdTier:
             self._index_row(row_id, rows[row_id])
 
     def _index_row(self, row_id: int, row: ColdRow) -> None:
-        # Two live rows of one id can exist after concurrent writers; the newer version
-        # (then the newer row) wins and the other is tombstoned at the next commit.
+        # Concurrent writers can leave two live rows of one id. The newer version wins
+        # (on a tie, the newer row), and the other row is tombstoned at the next commit.
         current = self._row_of.get(row.id)
         if current is not None and self._rows[current].version > row.version:
             self._duplicate_rows.add(row_id)

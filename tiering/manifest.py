@@ -5,7 +5,7 @@ A version is created with ``put(..., if_none_match=True)`` and never rewritten, 
 writers cannot both commit the same version: the loser re-reads the latest version,
 applies its change to it again, and retries a bounded number of times.
 
-Global row ids number every cold row ever written. Segment ``s`` holds rows
+Global row ids number every cold row ever written. Segment ``s`` contains rows
 ``s.first_row_id .. s.first_row_id + s.rows - 1``; a row is live unless its row id is
 in ``tombstones``. Row ids are assigned at commit time, so a rebased change gets fresh
 ones. Example (indented here for reading)::

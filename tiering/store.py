@@ -60,7 +60,7 @@ class TierCounts:
 
 @dataclass(frozen=True)
 class TieringResult:
-    """What one tiering pass planned and did."""
+    """Outcome of one tiering pass: the plan and the moves made."""
 
     plan: Plan
     dry_run: bool
@@ -317,7 +317,7 @@ class TieredStore:
         return node
 
     def get(self, ids: Sequence[Id]) -> list[Record]:
-        """Return the records among ``ids`` from whichever tier holds them, in request order.
+        """Return the records among ``ids`` from whichever tier stores them, in request order.
 
         Missing ids are left out; repeated ids come back once. Each found id counts as one
         access. Raises ValidationError, BackendError, ObjectStoreError.
