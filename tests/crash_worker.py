@@ -35,6 +35,7 @@ from tiering.store import TieredStore
 
 DIM = 8
 COLLECTION = "crash"
+ID_RANGE = 1_000_000
 
 
 def vector_for(seed: int) -> np.ndarray:
@@ -156,8 +157,10 @@ def run_pass(store: TieredStore, log_path: Path, rng: np.random.Generator, id_ba
         store.delete(doomed)
         append(log_path, {"op": "delete", "ids": doomed})
 
-    # Read some cold ids often enough that the policy promotes them.
-    cold = sorted(i for i in store.cold.ids() if isinstance(i, int))
+    # Read some of this process's cold ids often enough that the policy promotes them. A
+    # store treats every cold id under its prefix as its own, so reading another writer's
+    # ids would promote them into this process's backend.
+    cold = sorted(i for i in store.cold.ids() if isinstance(i, int) and id_base <= i < id_base + ID_RANGE)
     popular = [int(i) for i in rng.choice(cold, size=min(4, len(cold)), replace=False)] if cold else []
     for _ in range(4):
         store.get(popular)
