@@ -63,13 +63,13 @@ def test_only_lease_holder_tiers(replicas):
     upsert_rows(first, 20)
 
     tiered = first.post("/v1/tier", json={})
-    refused = second.post("/v1/tier", json={})
+    rejected = second.post("/v1/tier", json={})
     planned = second.post("/v1/tier", json={"dry_run": True})
 
     assert tiered.status_code == 200
     assert tiered.json()["demoted"] == 16
-    assert refused.status_code == 409
-    assert "replica-a holds the tiering lease" in refused.json()["message"]
+    assert rejected.status_code == 409
+    assert "replica-a holds the tiering lease" in rejected.json()["message"]
     assert planned.status_code == 200
     assert first.get("/v1/status").json()["lease"]["held"] is True
     assert second.get("/v1/status").json()["lease"]["held"] is False

@@ -4,9 +4,9 @@ Every replica keeps its own :class:`SharedAccessTracker`, an
 :class:`~tiering.access.AccessTracker` that also buffers what changed: hits, newly
 registered ids, moves and deletions. :meth:`SharedAccessTracker.flush` sends the
 buffer to Redis in pipelines; :meth:`SharedAccessTracker.pull` replaces the local
-scores with the merged ones of all replicas. Only the replica that holds the
-:class:`tiering.service.lease.LeaderLease` runs tiering passes, and it pulls right before each pass, so
-its plan sees every replica's hits up to their last flush. Consistency is eventual:
+scores with the merged ones of all replicas. Only the holder of the
+:class:`tiering.service.lease.LeaderLease` runs tiering passes. It pulls right
+before each pass, so its plan sees every replica's hits up to their last flush. Consistency is eventual:
 a hit reaches the plan after at most one flush interval of its replica.
 
 Redis layout under a key prefix ``P``:
@@ -87,8 +87,8 @@ class RedisSettings:
         url: ``redis://host:port/db`` (or ``rediss://`` for TLS); a password in the URL
             is never logged.
         prefix: key prefix of one collection's scores; replicas of one collection share it.
-        socket_timeout_s: longest wait for one reply.
-        connect_timeout_s: longest wait for a connection.
+        socket_timeout_s: maximum wait for one reply.
+        connect_timeout_s: maximum wait for a connection.
         retries: extra attempts after a connection error or timeout.
         max_pending_ids: ids whose changes may wait for Redis before new hits are dropped.
     """
@@ -165,7 +165,7 @@ class _RemoteState:
 
 @dataclass(frozen=True)
 class PullResult:
-    """What one pull changed in the local tracker."""
+    """Counts of the changes one pull made to the local tracker."""
 
     ids: int
     discovered: int
@@ -300,7 +300,7 @@ class SharedAccessTracker(AccessTracker):
 
         Raises:
             SharedScoresError: Redis is unreachable, timed out or returned an error.
-            ConfigurationError: Redis holds scores of this prefix with another half-life.
+            ConfigurationError: Redis contains scores of this prefix with another half-life.
         """
         client = self._require_client()
         with self._lock:
@@ -382,7 +382,7 @@ class SharedAccessTracker(AccessTracker):
         stored = client.hget(meta, "half_life_s")
         if stored is not None and float(stored) != self.half_life_s:
             raise ConfigurationError(
-                f"Redis prefix {self._prefix!r} holds access scores with half-life {float(stored)} s, but "
+                f"Redis prefix {self._prefix!r} contains access scores with half-life {float(stored)} s, but "
                 f"this replica is configured with {self.half_life_s} s. Use the same half-life on "
                 "every replica, or another prefix."
             )
@@ -400,9 +400,9 @@ class SharedAccessTracker(AccessTracker):
 
         Ids that other replicas registered are added, ids they deleted are forgotten,
         and changes still buffered here are added on top. An id tracked here but
-        unknown to Redis (Redis lost its data, or a write was lost) keeps its local
-        values; with ``restore`` (the leader, whose scores are the merged ones) they are
-        written back to Redis, otherwise the id is queued for registration again.
+        unknown to Redis keeps its local values, because Redis lost its data or a write
+        was lost. With ``restore`` (the leader, whose scores are the merged ones) those
+        values are written back to Redis. Otherwise the id is queued for registration.
 
         Raises:
             SharedScoresError: Redis is unreachable, timed out or returned an error.

@@ -1,4 +1,4 @@
-"""The FastAPI application of the sidecar: routes, probes, metrics, error answers, lifespan."""
+"""The FastAPI application of the sidecar: routes, probes, metrics, error responses, lifespan."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def _add_probes(app: FastAPI, runtime: ServiceRuntime, settings: ServiceSettings
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        """Readiness: the store is open (cold tier loaded) and the backend answers a count."""
+        """Readiness: the store is open (cold tier loaded) and the backend returns a count."""
         with anyio.move_on_after(probe_timeout_s):
             state = await anyio.to_thread.run_sync(runtime.readiness, abandon_on_cancel=True)
             runtime.metrics.ready.set(1 if state.ready else 0)

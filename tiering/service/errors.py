@@ -1,4 +1,4 @@
-"""How the API turns library errors into HTTP answers, and logs each of them once.
+"""How the API turns library errors into HTTP responses, and logs each of them once.
 
 =============================================  ======
 error                                          status
@@ -13,7 +13,7 @@ any other TieringError                         500
 any other exception                            500, logged with its traceback
 =============================================  ======
 
-Every answer is ``{"error": <class name>, "message": <sentence>}``.
+Every error response is ``{"error": <class name>, "message": <sentence>}``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ LOGGED_IDS = 10
 
 
 class ApiError(Exception):
-    """An error answer: HTTP status, error class name and message."""
+    """An error response: HTTP status, error class name and message."""
 
     def __init__(self, status: int, error: str, message: str):
         super().__init__(message)

@@ -30,14 +30,14 @@ class LeaderLease:
     """A lease in Redis that lets one replica at a time run tiering passes.
 
     The holder writes its id with SET NX PX ``ttl_s`` and must renew it before the TTL
-    runs out; renewal and release only touch the key while it still holds this
+    runs out. Renewal and release change the key only while its value is this
     replica's id. If the holder stops without releasing, another replica can take the
     lease after ``ttl_s``. Thread-safe.
 
     NOTE: a pass that outlives the TTL while renewals fail (Redis unreachable) can
-    overlap a pass of the next holder. The cold tier's manifest commits are
-    conditional writes, so the loser of such a race gets ManifestConflictError
-    instead of overwriting the other's commit.
+    overlap a pass of the next holder. Manifest commits are conditional writes that
+    retry on top of the other writer's version, so neither pass overwrites the
+    other's commit, but both may move the same vectors.
     """
 
     def __init__(self, client: redis.Redis, key: str, holder_id: str, ttl_s: float):

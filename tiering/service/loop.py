@@ -1,8 +1,8 @@
 """The background work of a sidecar: tiering passes and periodic tasks.
 
-:class:`TieringRunner` runs one pass at a time on this replica and, with Redis, only
-while this replica holds the tiering lease; it pulls the merged access scores right
-before each pass. :class:`PeriodicTask` calls a function every N seconds in a thread,
+:class:`TieringRunner` runs one pass at a time on this replica. With Redis it runs
+passes only while this replica holds the tiering lease, and it pulls the merged
+access scores right before each pass. :class:`PeriodicTask` calls a function every N seconds in a thread,
 logs and counts a failure, and tries again at the next interval.
 """
 

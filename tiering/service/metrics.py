@@ -47,6 +47,7 @@ class ServiceMetrics:
             "tiering_results", "Search hits and fetched records returned, by the tier that served them.",
             ["operation", "tier"], registry=r,
         )
+
         self.vectors = Gauge("tiering_vectors", "Vectors stored per tier.", ["tier"], registry=r)
         self.tier_bytes = Gauge(
             "tiering_tier_bytes",
@@ -54,6 +55,7 @@ class ServiceMetrics:
             "cold Parquet segments and the cold FAISS index.",
             ["tier", "kind"], registry=r,
         )
+
         self.passes = Counter(
             "tiering_passes", "Tiering passes by result: ok, dry_run, failed, skipped.",
             ["result"], registry=r,
@@ -64,10 +66,12 @@ class ServiceMetrics:
             "tiering_pass_duration_seconds", "Duration of tiering passes that ran.",
             buckets=PASS_BUCKETS_S, registry=r,
         )
+
         self.tracked_ids = Gauge("tiering_access_tracked_ids", "Ids in the access tracker.", registry=r)
         self.tracker_bytes = Gauge(
             "tiering_access_tracker_bytes", "Estimated memory of the access tracker.", registry=r
         )
+
         self.score_syncs = Counter(
             "tiering_score_syncs", "Flushes of access scores to Redis by result: ok, failed.",
             ["result"], registry=r,
@@ -79,6 +83,7 @@ class ServiceMetrics:
             "tiering_score_dropped_hits", "Hits dropped since start because Redis was unreachable.",
             registry=r,
         )
+
         self.leader = Gauge("tiering_leader", "1 while this replica holds the tiering lease.", registry=r)
         self.ready = Gauge("tiering_ready", "1 when the store is open and the backend answered.", registry=r)
 

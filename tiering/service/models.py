@@ -1,7 +1,8 @@
 """Request and response bodies of the HTTP API, with their limits.
 
-Pydantic checks the shape and the limits (422 with the field's location); the store
-checks the dimension, NaN and infinite values, ids and filters (400 with its message).
+Pydantic checks the shape and the limits, and a violation returns 422 with the
+field's location. The store checks the dimension, NaN and infinite values, ids and
+filters, and a violation returns 400 with the store's message.
 """
 
 from __future__ import annotations
@@ -14,19 +15,19 @@ from tiering.records import MAX_ID_LENGTH, MAX_K, Hit, Record
 from tiering.store import TieringResult
 
 MAX_UPSERT_BATCH = 10_000
-"""Most records in one upsert request."""
+"""Maximum records in one upsert request."""
 
 MAX_ID_BATCH = 10_000
-"""Most ids in one get or delete request."""
+"""Maximum ids in one get or delete request."""
 
 MAX_QUERY_BATCH = 1_000
-"""Most query vectors in one search request."""
+"""Maximum query vectors in one search request."""
 
 MAX_DIM = 65_536
-"""Longest vector accepted; the collection's own dimension is checked by the store."""
+"""Maximum vector length accepted; the store checks the collection's own dimension."""
 
 MAX_PLAN_IDS = 1_000
-"""Most ids listed per direction in a plan response."""
+"""Maximum ids listed per direction in a plan response."""
 
 RecordId = Annotated[StrictInt, Field(ge=0, lt=2**63)] | Annotated[
     StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)

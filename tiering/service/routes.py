@@ -86,7 +86,7 @@ def _search_tiers(store: TieredStore, body: SearchRequest, batches: list[list[Hi
 
 @router.post("/get")
 def get(body: GetRequest, request: Request) -> dict[str, Any]:
-    """Fetch records by id from whichever tier holds them; missing ids are listed."""
+    """Fetch records by id from whichever tier stores them, and list the missing ids."""
     runtime = runtime_of(request)
     with operation(runtime.metrics, "get", body.ids) as op:
         store = runtime.require_store()

@@ -1,7 +1,7 @@
 """The life of one sidecar replica: open the store, run the background tasks, stop cleanly.
 
 The store opens in a background thread with bounded retries, so the HTTP server
-answers ``/healthz`` at once and ``/readyz`` reports 503 until the backend is
+responds to ``/healthz`` at once and ``/readyz`` returns 503 until the backend is
 reachable and the cold tier is loaded. With a Redis URL, the store's access tracker
 is replaced by a :class:`~tiering.shared_scores.SharedAccessTracker`, a score-sync
 task flushes hits to Redis and renews the tiering lease, and replicas that do not
@@ -176,7 +176,7 @@ class ServiceRuntime:
         return self.runner
 
     def readiness(self) -> Readiness:
-        """Check that the store is open and the backend answers a count."""
+        """Check that the store is open and that the backend returns a count."""
         store = self.store
         if store is None:
             reason = "opening the store failed; giving up" if self.gave_up else "opening the store"

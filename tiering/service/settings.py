@@ -23,7 +23,7 @@ BACKENDS = ("qdrant", "milvus", "memory")
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """What the service serves and how; times in seconds.
+    """Settings of one sidecar replica; times in seconds.
 
     Attributes:
         backend: ``qdrant``, ``milvus`` or ``memory`` (in process, lost on exit; for tests).
