@@ -96,6 +96,7 @@ def connect_weaviate(
     newest client version; :meth:`weaviate.WeaviateClient.is_ready` is checked instead.
 
     Raises:
+        ConfigurationError: the client rejects the addresses (for example equal ports).
         BackendUnavailableError: Weaviate cannot be reached or is not ready.
         BackendError: any other failure while connecting.
     """
@@ -115,6 +116,9 @@ def connect_weaviate(
             skip_init_checks=True,
         )
         ready = client.is_ready()
+    except ValueError as exc:
+        # pydantic rejects invalid connection parameters before anything is sent.
+        raise ConfigurationError(f"Invalid Weaviate connection settings for {where}: {exc}") from exc
     except Exception as exc:
         raise translate_error(exc, f"Connect to {where}") from exc
     if not ready:
@@ -229,20 +233,29 @@ class WeaviateBackend:
                 for r, v in zip(chunk, vectors, strict=True)
             ]
             with self._translate("batch insert"):
-                result = self._collection.data.insert_many(objects)
+                try:
+                    result = self._collection.data.insert_many(objects)
+                except weaviate_errors.WeaviateInsertManyAllFailedError as exc:
+                    raise BackendError(self._rejected(len(objects), len(objects), exc)) from exc
             if result.has_errors:
                 first = next(iter(result.errors.values()))
-                raise BackendError(
-                    f"Weaviate rejected {len(result.errors)} of {len(objects)} objects in "
-                    f"collection {self._name!r}, for example: {first.message}. A payload field "
-                    "must keep one type (text, number, boolean) across records."
-                )
+                raise BackendError(self._rejected(len(result.errors), len(objects), first.message))
+
+    def _rejected(self, failed: int, total: int, example: object) -> str:
+        return (
+            f"Weaviate rejected {failed} of {total} objects in collection {self._name!r}, for "
+            f"example: {example}. A payload field must keep one type (text, number, boolean) "
+            "across records."
+        )
 
     def search(self, queries: Vector, k: int, filter: Filter | None = None) -> list[list[Hit]]:
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self._dim)
         condition = self._to_filter(filter) if filter is not None else None
         results = []
         for row in queries:
+            # NOTE: weaviate-client 4.24 retries a gRPC search that gets UNAVAILABLE five
+            # times with 1, 2, 4, 8, 16 and 32 s pauses, so an unreachable server takes
+            # about a minute to surface as BackendUnavailableError.
             with self._translate("near-vector search"):
                 response = self._collection.query.near_vector(
                     near_vector=row.tolist(),

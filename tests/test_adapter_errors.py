@@ -283,3 +283,96 @@ def test_pinecone_namespaces_isolate_records(pinecone_fake):
     assert [r.id for r in first.fetch([1, 2])] == [1]
     assert [h.id for h in default.search(np.ones((1, DIM), np.float32), 5)[0]] == [2]
     assert [i for batch in first.iter_ids() for i in batch] == [1]
+
+
+# --- Weaviate (against the local fake in tests/fakes/weaviate_fake.py) -------------------
+
+
+def weaviate_backend(fake, name: str, metric: str = "l2"):
+    from tiering.adapters.weaviate import WeaviateBackend, connect_weaviate
+
+    client = connect_weaviate("127.0.0.1", fake.http_port, "127.0.0.1", fake.grpc_port)
+    return WeaviateBackend(client, name, DIM, metric)
+
+
+def test_weaviate_closed_port_raises_unavailable():
+    from tiering.adapters.weaviate import connect_weaviate
+
+    with pytest.raises(BackendUnavailableError) as info:
+        connect_weaviate("127.0.0.1", closed_port(), "127.0.0.1", closed_port(), timeout_s=2)
+    assert "Weaviate could not be reached" in str(info.value)
+    assert info.value.__cause__ is not None
+
+
+def test_weaviate_invalid_address_rejected():
+    from tiering.adapters.weaviate import connect_weaviate
+
+    with pytest.raises(ConfigurationError, match="must be different"):
+        connect_weaviate("127.0.0.1", 8080, "127.0.0.1", 8080)
+
+
+def test_weaviate_stopped_grpc_raises_unavailable():
+    from fakes.weaviate_fake import WeaviateFake
+
+    fake = WeaviateFake()
+    backend = weaviate_backend(fake, unique_name("Stopped"))
+    fake.stop()
+
+    # Batch delete is the one gRPC call weaviate-client 4.24 does not retry; search and
+    # count retry UNAVAILABLE with backoff for about a minute before failing the same way.
+    with pytest.raises(BackendUnavailableError, match="UNAVAILABLE"):
+        backend.delete([1])
+    backend.close()
+
+
+def test_weaviate_closed_client_raises_backend_error(weaviate_fake):
+    backend = weaviate_backend(weaviate_fake, unique_name("Closed"))
+    backend.close()
+    backend.close()
+
+    operations = [
+        lambda: backend.upsert([one_record()]),
+        lambda: backend.search(np.ones((1, DIM), np.float32), 1),
+        lambda: backend.fetch([1]),
+        lambda: backend.delete([1]),
+        lambda: backend.count(),
+        lambda: list(backend.iter_ids()),
+    ]
+    for operation in operations:
+        with pytest.raises(BackendError) as info:
+            operation()
+        assert info.value.__cause__ is not None
+
+
+def test_weaviate_metric_mismatch_rejected(weaviate_fake):
+    name = unique_name("Mismatch")
+    weaviate_backend(weaviate_fake, name, "cosine").close()
+
+    with pytest.raises(ConfigurationError, match="metric='dot'"):
+        weaviate_backend(weaviate_fake, name, "dot")
+    reopened = weaviate_backend(weaviate_fake, name, "cosine")
+    assert reopened.count() == 0
+    reopened.close()
+
+
+def test_weaviate_payload_type_change_rejected(weaviate_fake):
+    backend = weaviate_backend(weaviate_fake, unique_name("Types"))
+    backend.upsert([Record(id=1, vector=np.ones(DIM, np.float32), payload={"n": 1}, version=1)])
+
+    text = Record(id=2, vector=np.ones(DIM, np.float32), payload={"n": "one"}, version=1)
+    with pytest.raises(BackendError, match="must keep one type"):
+        backend.upsert([text])
+    assert backend.count() == 1
+    backend.close()
+
+
+def test_weaviate_foreign_object_rejected(weaviate_fake):
+    from weaviate.classes.data import DataObject
+
+    backend = weaviate_backend(weaviate_fake, unique_name("Foreign"))
+    collection = backend._collection
+    collection.data.insert_many([DataObject(properties={"title": "x"}, vector=[1.0] * DIM)])
+
+    with pytest.raises(BackendError, match="not written by vector-tiering"):
+        backend.search(np.ones((1, DIM), np.float32), 1)
+    backend.close()
