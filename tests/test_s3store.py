@@ -118,3 +118,18 @@ def test_probe_leaves_no_key(moto_server: S3Endpoint) -> None:  # noqa: F811
     S3ObjectStore(moto_server.config(bucket, single_writer=False, prefix="p"))
 
     assert moto_server.client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0  # type: ignore[attr-defined]
+
+
+def test_store_from_url(moto_server: S3Endpoint) -> None:  # noqa: F811
+    bucket = moto_server.new_bucket()
+    url = f"s3://{bucket}/tenant?endpoint_url={moto_server.endpoint_url}&max_attempts=2"
+
+    store = S3ObjectStore.from_url(
+        url,
+        access_key_id=moto_server.access_key_id,
+        secret_access_key=moto_server.secret_access_key,
+    )
+    store.put("segments/a", b"a")
+
+    assert store.config.prefix == "tenant/"
+    assert moto_server.client().get_object(Bucket=bucket, Key="tenant/segments/a")["Body"].read() == b"a"  # type: ignore[attr-defined]

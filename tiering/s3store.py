@@ -265,6 +265,15 @@ class S3ObjectStore:
         if writable and not config.single_writer:
             self.check_conditional_writes()
 
+    @classmethod
+    def from_url(cls, url: str, *, writable: bool = True, **overrides: Any) -> S3ObjectStore:
+        """Open the store that ``s3://bucket/prefix?setting=value`` names.
+
+        See :meth:`S3Config.from_url` for the settings. Raises ConfigurationError and the
+        errors of the constructor.
+        """
+        return cls(S3Config.from_url(url, **overrides), writable=writable)
+
     @staticmethod
     def _make_client(config: S3Config) -> Any:
         botocore_config = Config(
