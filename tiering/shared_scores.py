@@ -6,8 +6,9 @@ registered ids, moves and deletions. :meth:`SharedAccessTracker.flush` sends the
 buffer to Redis in pipelines; :meth:`SharedAccessTracker.pull` replaces the local
 scores with the merged ones of all replicas. Only the holder of the
 :class:`tiering.service.lease.LeaderLease` runs tiering passes. It pulls right
-before each pass, so its plan sees every replica's hits up to their last flush. Consistency is eventual:
-a hit reaches the plan after at most one flush interval of its replica.
+before each pass, so its plan sees every replica's hits up to their last flush.
+Consistency is eventual: a hit reaches the plan after at most one flush interval
+of its replica.
 
 Redis layout under a key prefix ``P``:
 
@@ -136,7 +137,8 @@ def connect(settings: RedisSettings) -> redis.Redis:
 class _Pending:
     """Changes not yet sent to Redis; times in seconds, ids encoded."""
 
-    hits: dict[tuple[int, str], float] = field(default_factory=lambda: defaultdict(float))
+    hits: dict[str, dict[int, float]] = field(default_factory=dict)
+    """Weighted hits per id and epoch, in the frame of that epoch."""
     last_access: dict[str, float] = field(default_factory=dict)
     registered: dict[str, float] = field(default_factory=dict)
     moved: dict[str, float] = field(default_factory=dict)
@@ -191,6 +193,9 @@ class SharedAccessTracker(AccessTracker):
         self._max_pending_ids = 1
         self._latest_s = 0.0
         self._layout_checked = False
+        # Serialises flushes and pulls, so a pull never misses hits that a concurrent
+        # flush has taken out of the buffer but not yet written to Redis.
+        self._network_lock = threading.Lock()
         self.dropped_hits = 0
         """Hits dropped because Redis was unreachable and the buffer was full."""
 
@@ -254,7 +259,8 @@ class SharedAccessTracker(AccessTracker):
                 if key not in self._pending.last_access and self._pending.id_count() >= self._max_pending_ids:
                     self.dropped_hits += 1
                     continue
-                self._pending.hits[(epoch, key)] += factor
+                by_epoch = self._pending.hits.setdefault(key, {})
+                by_epoch[epoch] = by_epoch.get(epoch, 0.0) + factor
                 self._pending.last_access[key] = now_s
             self._latest_s = max(self._latest_s, now_s)
 
@@ -275,8 +281,7 @@ class SharedAccessTracker(AccessTracker):
                 self._pending.registered.pop(key, None)
                 self._pending.last_access.pop(key, None)
                 self._pending.moved.pop(key, None)
-                for hit_key in [hit_key for hit_key in self._pending.hits if hit_key[1] == key]:
-                    del self._pending.hits[hit_key]
+                self._pending.hits.pop(key, None)
                 self._queue(self._pending.forgotten, key, deleted_s)
 
     def _queue(self, target: dict[str, float], key: str, now_s: float) -> None:
@@ -303,22 +308,23 @@ class SharedAccessTracker(AccessTracker):
             ConfigurationError: Redis contains scores of this prefix with another half-life.
         """
         client = self._require_client()
-        with self._lock:
-            batch, self._pending = self._pending, _Pending()
-        if batch.is_empty():
-            return 0
-        try:
-            self._check_layout(client)
-            self._send(client, batch)
-        except ConfigurationError:
-            self._requeue(batch)
-            raise
-        except redis.RedisError as exc:
-            self._requeue(batch)
-            raise SharedScoresError(
-                f"Flushing access scores of {batch.distinct_ids()} ids to Redis under prefix "
-                f"{self._prefix!r} failed: {exc}. The hits stay buffered; check that Redis is reachable."
-            ) from exc
+        with self._network_lock:
+            with self._lock:
+                batch, self._pending = self._pending, _Pending()
+            if batch.is_empty():
+                return 0
+            try:
+                self._check_layout(client)
+                self._send(client, batch)
+            except ConfigurationError:
+                self._requeue(batch)
+                raise
+            except redis.RedisError as exc:
+                self._requeue(batch)
+                raise SharedScoresError(
+                    f"Flushing access scores of {batch.distinct_ids()} ids to Redis under prefix "
+                    f"{self._prefix!r} failed: {exc}. The hits stay buffered; check that Redis is reachable."
+                ) from exc
         return batch.distinct_ids()
 
     def _send(self, client: redis.Redis, batch: _Pending) -> None:
@@ -338,9 +344,12 @@ class SharedAccessTracker(AccessTracker):
             commands.add("zremrangebyscore", self._key("deleted"), "-inf", latest_s - DELETED_RETENTION_S)
         for chunk in _chunks(batch.registered, PIPELINE_COMMANDS):
             commands.add("zadd", self._key("last"), chunk, nx=True)
-        for (epoch, key), weighted in batch.hits.items():
-            commands.add("hincrbyfloat", self._key(f"scores:{epoch}"), key, weighted)
-        for epoch in {epoch for epoch, _key in batch.hits}:
+        epochs = set()
+        for key, by_epoch in batch.hits.items():
+            for epoch, weighted in by_epoch.items():
+                commands.add("hincrbyfloat", self._key(f"scores:{epoch}"), key, weighted)
+                epochs.add(epoch)
+        for epoch in epochs:
             # Epoch e is read until epoch e + 1 ends. The TTL is relative because the
             # clock may be simulated.
             ttl_s = max(MIN_EPOCH_TTL_S, math.ceil((epoch + 2) * epoch_s - latest_s))
@@ -354,8 +363,10 @@ class SharedAccessTracker(AccessTracker):
     def _requeue(self, batch: _Pending) -> None:
         with self._lock:
             newer, self._pending = self._pending, batch
-            for hit_key, weighted in newer.hits.items():
-                self._pending.hits[hit_key] += weighted
+            for key, by_epoch in newer.hits.items():
+                target_hits = self._pending.hits.setdefault(key, {})
+                for epoch, weighted in by_epoch.items():
+                    target_hits[epoch] = target_hits.get(epoch, 0.0) + weighted
             for source, target in (
                 (newer.last_access, self._pending.last_access),
                 (newer.registered, self._pending.registered),
@@ -367,12 +378,11 @@ class SharedAccessTracker(AccessTracker):
             excess = self._pending.id_count() - self._max_pending_ids
             if excess > 0:
                 # Drop the oldest hits first; registrations and deletions matter more.
-                for key in list(self._pending.last_access)[:excess]:
+                dropped = list(self._pending.last_access)[:excess]
+                for key in dropped:
                     del self._pending.last_access[key]
-                kept = set(self._pending.last_access)
-                for hit_key in [hit_key for hit_key in self._pending.hits if hit_key[1] not in kept]:
-                    del self._pending.hits[hit_key]
-                self.dropped_hits += excess
+                    self._pending.hits.pop(key, None)
+                self.dropped_hits += len(dropped)
 
     def _check_layout(self, client: redis.Redis) -> None:
         if self._layout_checked:
@@ -408,17 +418,17 @@ class SharedAccessTracker(AccessTracker):
             SharedScoresError: Redis is unreachable, timed out or returned an error.
         """
         client = self._require_client()
-        try:
-            self._check_layout(client)
-            remote = self._read_remote(client, now_s)
-        except redis.RedisError as exc:
-            raise SharedScoresError(
-                f"Reading shared access scores under Redis prefix {self._prefix!r} failed: {exc}. "
-                "Tiering uses this replica's local scores until Redis is reachable."
-            ) from exc
-
-        with self._lock:
-            result, unknown = self._merge(now_s, remote)
+        with self._network_lock:
+            try:
+                self._check_layout(client)
+                remote = self._read_remote(client, now_s)
+            except redis.RedisError as exc:
+                raise SharedScoresError(
+                    f"Reading shared access scores under Redis prefix {self._prefix!r} failed: {exc}. "
+                    "Tiering uses this replica's local scores until Redis is reachable."
+                ) from exc
+            with self._lock:
+                result, unknown = self._merge(now_s, remote)
         restored = 0
         if unknown and restore:
             restored = self._restore(client, unknown, now_s)
@@ -455,8 +465,9 @@ class SharedAccessTracker(AccessTracker):
             self._weighted *= self._to_frame(self._origin_s, now_s)
         self._origin_s = now_s
         pending_scores: dict[str, float] = defaultdict(float)
-        for (epoch, key), weighted in self._pending.hits.items():
-            pending_scores[key] += weighted * self._to_frame(epoch * self._epoch_s(), now_s)
+        for key, by_epoch in self._pending.hits.items():
+            for epoch, weighted in by_epoch.items():
+                pending_scores[key] += weighted * self._to_frame(epoch * self._epoch_s(), now_s)
 
         discovered = forgotten = 0
         deleted = remote.deleted

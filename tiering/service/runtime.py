@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 MAX_OPEN_BACKOFF_S = 30.0
 STOP_TIMEOUT_S = 30.0
+DEGRADED_LOG_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,32 @@ class Readiness:
 
 class ServiceUnavailableError(TieringError):
     """The store is not open yet, or opening it failed."""
+
+
+class DegradedLog:
+    """Logs repeated failures of a background step once per interval, and the recovery.
+
+    A failure is logged when the step starts failing and then at most once every
+    ``interval_s`` seconds, with the count of failures since the last line.
+    """
+
+    def __init__(self, interval_s: float):
+        self.interval_s = interval_s
+        self._failing: dict[str, tuple[float, int]] = {}
+
+    def failed(self, step: str, exc: Exception) -> None:
+        now_s = time.monotonic()
+        logged_s, count = self._failing.get(step, (-float("inf"), 0))
+        count += 1
+        if now_s - logged_s >= self.interval_s:
+            logger.warning("Degraded (%s, %d failures since the last report): %s", step, count, exc)
+            self._failing[step] = (now_s, 0)
+        else:
+            self._failing[step] = (logged_s, count)
+
+    def recovered(self, step: str) -> None:
+        if self._failing.pop(step, None) is not None:
+            logger.info("Recovered: %s works again", step)
 
 
 class ServiceRuntime:
@@ -75,6 +102,7 @@ class ServiceRuntime:
         self._stopping = threading.Event()
         self._opening: threading.Thread | None = None
         self._attach_lock = threading.Lock()
+        self._degraded = DegradedLog(DEGRADED_LOG_INTERVAL_S)
 
     # Startup ---------------------------------------------------------------------
 
@@ -142,23 +170,33 @@ class ServiceRuntime:
     # Background work ---------------------------------------------------------------
 
     def sync_scores(self) -> None:
-        """Flush hits to Redis, renew the lease, and reload the manifest on a non-leader."""
+        """Flush hits to Redis, renew the lease, and reload the cold tier's manifest.
+
+        Every replica reloads the manifest, because other replicas commit to it too:
+        the leader writes segments, and every replica tombstones cold copies on upsert
+        and delete. Failures are logged as degraded, at most once a minute per kind.
+        """
         store, shared = self.store, self.shared
         if store is None or shared is None:
             return
         try:
             shared.flush()
             self.metrics.score_syncs.labels("ok").inc()
+            self._degraded.recovered("flush")
         except SharedScoresError as exc:
             self.metrics.score_syncs.labels("failed").inc()
-            logger.warning("Degraded: %s", exc)
+            self._degraded.failed("flush", exc)
         if self.lease is not None and self.lease.held:
             try:
                 self.metrics.leader.set(1 if self.lease.renew() else 0)
+                self._degraded.recovered("lease")
             except SharedScoresError as exc:
-                logger.warning("Degraded: %s", exc)
-        if self.lease is None or not self.lease.held:
+                self._degraded.failed("lease", exc)
+        try:
             store.cold.refresh()
+            self._degraded.recovered("manifest")
+        except TieringError as exc:
+            self._degraded.failed("manifest", exc)
 
     # Requests ----------------------------------------------------------------------
 
