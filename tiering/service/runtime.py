@@ -119,19 +119,17 @@ class ServiceRuntime:
         for attempt in range(1, attempts + 1):
             try:
                 store = self._opener(self.settings)
-            except TieringError as exc:
+            except Exception as exc:
                 self.open_error = f"{type(exc).__name__}: {exc}"
                 backoff_s = min(MAX_OPEN_BACKOFF_S, 2.0 ** (attempt - 1))
+                retry = f"retrying in {backoff_s:.0f} s" if attempt < attempts else "no attempts left"
                 logger.warning(
-                    "Opening the store failed (attempt %d of %d), retrying in %.0f s: %s",
-                    attempt, attempts, backoff_s, exc,
+                    "Opening the store failed (attempt %d of %d, %s): %s",
+                    attempt, attempts, retry, exc, exc_info=not isinstance(exc, TieringError),
                 )
                 if attempt < attempts and self._stopping.wait(backoff_s):
                     return
                 continue
-            if self._stopping.is_set():
-                store.close()
-                return
             self._attach(store)
             return
         self.gave_up = True
@@ -139,6 +137,10 @@ class ServiceRuntime:
 
     def _attach(self, store: TieredStore) -> None:
         with self._attach_lock:
+            if self._stopping.is_set():
+                # stop() ran while the store was opening; nobody else will close it.
+                store.close()
+                return
             if self.settings.redis_url:
                 redis_settings = RedisSettings(
                     url=self.settings.redis_url,
@@ -238,8 +240,10 @@ class ServiceRuntime:
         if self._stopping.is_set():
             return
         started = time.monotonic()
-        self._stopping.set()
-        for task in self.tasks:
+        with self._attach_lock:
+            self._stopping.set()
+            tasks = list(self.tasks)
+        for task in tasks:
             task.stop(max(0.1, timeout_s - (time.monotonic() - started)))
         if self._opening is not None:
             self._opening.join(max(0.1, timeout_s - (time.monotonic() - started)))
