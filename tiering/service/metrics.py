@@ -8,6 +8,7 @@ tier. The gauges of tier sizes are refreshed when ``/metrics`` is scraped.
 from __future__ import annotations
 
 import logging
+import time
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,6 +24,7 @@ from tiering.store import TieredStore
 
 logger = logging.getLogger(__name__)
 
+TRACKER_BYTES_EVERY_S = 60.0
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 PASS_BUCKETS_S = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 
@@ -34,6 +36,7 @@ class ServiceMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
+        self._tracker_bytes_at_s = -float("inf")
         r = self.registry
         self.requests = Counter(
             "tiering_requests", "API requests by operation, tiers reached and HTTP status.",
@@ -96,7 +99,11 @@ class ServiceMetrics:
         """Update the tier and tracker gauges; a failing backend leaves the tier gauges as they were."""
         tracker = store.tracker
         self.tracked_ids.set(len(tracker))
-        self.tracker_bytes.set(tracker.memory_bytes())
+        now_s = time.monotonic()
+        if now_s - self._tracker_bytes_at_s >= TRACKER_BYTES_EVERY_S:
+            # memory_bytes() visits every id, so a scrape computes it at most once a minute.
+            self.tracker_bytes.set(tracker.memory_bytes())
+            self._tracker_bytes_at_s = now_s
         pending = getattr(tracker, "pending_ids", None)
         if pending is not None:
             self.score_pending_ids.set(pending())
