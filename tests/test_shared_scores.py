@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -289,3 +290,58 @@ def test_lease_redis_down_raises(redis_prefix):
     with pytest.raises(SharedScoresError, match="never tier at once"):
         lease.acquire()
     assert not lease.held
+
+
+def test_moves_reach_other_replica(pair):
+    first, second = pair
+    first.register([1, 2], 1000.0)
+    first.mark_moved([1], 1010.0)
+    first.flush()
+
+    second.pull(1020.0)
+
+    _scores, _idle_s, since_move_s = second.snapshot([1, 2], 1020.0)
+    assert since_move_s[0] == pytest.approx(10.0)
+    assert since_move_s[1] == float("inf")
+
+
+def test_delete_then_register_in_one_flush(pair):
+    first, second = pair
+    first.register([3], 1000.0)
+    first.flush()
+    first.forget([3])
+    first.register([3], 1001.0)
+    first.flush()
+
+    second.pull(1002.0)
+
+    assert 3 in second
+
+
+def test_concurrent_hits_and_flushes_add_up(pair):
+    first, second = pair
+    ids = list(range(10))
+    stop = threading.Event()
+
+    def hit_many() -> None:
+        for _ in range(200):
+            first.record(ids, 1000.0)
+
+    def flush_often() -> None:
+        while not stop.is_set():
+            first.flush()
+
+    flusher = threading.Thread(target=flush_often)
+    flusher.start()
+    workers = [threading.Thread(target=hit_many) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    stop.set()
+    flusher.join(30)
+    first.flush()
+
+    second.pull(1000.0)
+
+    assert scores_of(second, ids, 1000.0) == pytest.approx([800.0] * 10)
