@@ -282,6 +282,16 @@ def test_bad_ids_rejected(client, ids, fragment):
     assert fragment in message
 
 
+@pytest.mark.parametrize("path", ["/v1/upsert", "/v1/search", "/v1/get"])
+def test_invalid_json_rejected(client, path):
+    response = client.post(path, content=b'{"ids": [1,', headers={"content-type": "application/json"})
+
+    status, error, message = error_of(response)
+    assert status == 422
+    assert error == "RequestValidationError"
+    assert "JSON" in message
+
+
 def test_duplicate_ids_rejected(client):
     status, _error, message = error_of(
         client.post("/v1/upsert", json={"ids": [7, 7], "vectors": [[0.0] * DIM, [1.0] * DIM]})

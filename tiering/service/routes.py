@@ -7,9 +7,13 @@ times it, counts it and maps its errors.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar, cast
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 
 from tiering.config import ColdSearch
 from tiering.records import Hit
@@ -28,6 +32,7 @@ from tiering.service.runtime import ServiceRuntime
 from tiering.store import TieredStore
 
 router = APIRouter(prefix="/v1")
+BodyModel = TypeVar("BodyModel", bound=BaseModel)
 
 
 def runtime_of(request: Request) -> ServiceRuntime:
@@ -35,8 +40,34 @@ def runtime_of(request: Request) -> ServiceRuntime:
     return runtime
 
 
-@router.post("/upsert")
-def upsert(body: UpsertRequest, request: Request) -> dict[str, Any]:
+def _json_body(model: type[BodyModel]) -> Callable[[Request], Awaitable[BodyModel]]:
+    """Return a dependency that validates the raw body with pydantic's own JSON parser.
+
+    FastAPI would parse the body with ``json.loads`` and then validate the Python
+    objects; parsing and validating in one step is several times faster for bodies
+    of many vectors. Errors become the same 422 response as FastAPI's own check.
+    """
+
+    async def parse(request: Request) -> BodyModel:
+        try:
+            return model.model_validate_json(await request.body() or b"null")
+        except PydanticValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False)) from exc
+
+    return parse
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+UpsertBody = Annotated[UpsertRequest, Depends(_json_body(UpsertRequest))]
+SearchBody = Annotated[SearchRequest, Depends(_json_body(SearchRequest))]
+
+
+@router.post("/upsert", openapi_extra=_body_schema(UpsertRequest))
+def upsert(request: Request, body: UpsertBody) -> dict[str, Any]:
     """Insert or overwrite records; returns the version assigned to each id."""
     runtime = runtime_of(request)
     with operation(runtime.metrics, "upsert", body.ids) as op:
@@ -47,8 +78,8 @@ def upsert(body: UpsertRequest, request: Request) -> dict[str, Any]:
     return {"upserted": len(versions), "versions": versions}
 
 
-@router.post("/search")
-def search(body: SearchRequest, request: Request) -> dict[str, Any]:
+@router.post("/search", openapi_extra=_body_schema(SearchRequest))
+def search(request: Request, body: SearchBody) -> dict[str, Any]:
     """Search both tiers; returns ``hits`` for one vector, ``results`` (one list per query) for a batch."""
     runtime = runtime_of(request)
     with operation(runtime.metrics, "search") as op:
