@@ -318,8 +318,8 @@ class MilvusBackend:
                 )
 
     def count(self) -> int:
-        # Milvus Lite 3.2 counts the whole collection for count(*) with an empty filter even
-        # when partition_names is set; a filter every row matches makes it honour the partition.
+        # Milvus Lite 3.2 counts the whole collection for count(*) with an empty filter, even
+        # when partition_names is set. A filter that every row matches restores the partition.
         expression = f'{PK_FIELD} != ""' if self._partition else ""
         with self._translate("count"):
             rows = self._client.query(

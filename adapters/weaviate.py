@@ -254,8 +254,8 @@ class WeaviateBackend:
         results = []
         for row in queries:
             # NOTE: weaviate-client 4.24 retries a gRPC search that gets UNAVAILABLE five
-            # times with 1, 2, 4, 8, 16 and 32 s pauses, so an unreachable server takes
-            # about a minute to surface as BackendUnavailableError.
+            # times and sleeps 1, 2, 4, 8, 16 and 32 s on the way (63 s in all), so an
+            # unreachable server takes about a minute to surface as BackendUnavailableError.
             with self._translate("near-vector search"):
                 response = self._collection.query.near_vector(
                     near_vector=row.tolist(),
@@ -442,9 +442,9 @@ def to_weaviate_filter(node: Filter, property_types: Mapping[str, str]) -> Any:
     """Translate a :mod:`tiering.filters` tree into a weaviate-client ``Filter``.
 
     ``property_types`` maps property names to Weaviate data types. A leaf on a field
-    the schema lacks, or with a value of another type, can match nothing, the same
-    as in :func:`tiering.filters.matches`, so it becomes a condition no object meets
-    (its id equals the nil UUID); Weaviate itself would reject such a filter.
+    the schema lacks, or with a value of another type, matches no record in
+    :func:`tiering.filters.matches`. Weaviate would reject such a filter, so it becomes
+    a condition no object meets: the object id equals the nil UUID.
     """
     if isinstance(node, And):
         return WeaviateFilter.all_of([to_weaviate_filter(c, property_types) for c in node.children])

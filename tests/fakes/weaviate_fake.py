@@ -16,7 +16,7 @@ stubs the client package ships (``weaviate.proto.v1``):
 * Filters: And, Or, Not, Equal, NotEqual, ContainsAny, GreaterThan(Equal),
   LessThan(Equal) on properties and on ``_id``. A filter on a property missing from
   the schema, or with a value of the wrong type, fails with INVALID_ARGUMENT as
-  Weaviate does; an object without the property matches no comparison.
+  Weaviate does. An object without the property matches no comparison.
 
 Not implemented: text tokenization (Equal compares whole strings, where Weaviate's
 default ``word`` tokenization matches single words), HNSW (search is exact),
@@ -322,14 +322,19 @@ def _id_lookup(node: base_pb2.Filters) -> set[str] | None:
     operator = base_pb2.Filters.Operator.Name(node.operator)
     if operator not in ("OPERATOR_EQUAL", "OPERATOR_CONTAINS_ANY"):
         return None
-    name = node.target.property if node.HasField("target") else (node.on[0] if node.on else "")
-    if name != "_id":
+    if _target_name(node) != "_id":
         return None
     kind, value = _filter_value(node)
     if kind not in ("value_text", "value_text_array"):
         return None
     values = value if isinstance(value, list) else [value]
     return {str(v).lower() for v in values}
+
+
+def _target_name(node: base_pb2.Filters) -> str:
+    if node.HasField("target"):
+        return str(node.target.property)
+    return str(node.on[0]) if node.on else ""
 
 
 def _filter_value(node: base_pb2.Filters) -> tuple[str, Any]:
@@ -350,7 +355,7 @@ def _matches(node: base_pb2.Filters, object_id: str, props: Mapping[str, Any], t
     if operator == "OPERATOR_NOT":
         return not _matches(node.filters[0], object_id, props, types)
 
-    name = node.target.property if node.HasField("target") else node.on[0]
+    name = _target_name(node)
     kind, value = _filter_value(node)
     if name == "_id":
         stored: Any = object_id
