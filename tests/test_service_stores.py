@@ -105,3 +105,20 @@ def test_unreachable_qdrant_not_ready(tmp_path):
     assert "BackendUnavailableError" in ready.json()["reason"]
     assert search.status_code == 503
     assert "not open" in search.json()["message"]
+
+
+def test_milvus_lite_backend_opens(tmp_path):
+    pytest.importorskip("pymilvus", reason="the milvus backend needs pymilvus and milvus-lite")
+    database = str(tmp_path / "milvus.db")
+    settings = settings_for(tmp_path, backend="milvus", milvus_uri=database, collection="docs")
+
+    store = open_store(settings)
+    try:
+        store.upsert([1, 2], [[0.0] * DIM, [1.0] * DIM])
+        hits = store.search([0.9] * DIM, k=1)
+        counts = store.count()
+    finally:
+        store.close()
+
+    assert hits[0].id == 2
+    assert counts.hot == 2
