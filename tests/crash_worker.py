@@ -11,6 +11,11 @@ N-th time the mover completes STEP of a demote or promote: no cleanup, no flush,
 machine failure would. ``--passes`` runs several write-and-tier rounds.
 
 Exit codes: 0 after all passes, -9 (killed) otherwise; anything else is a failure.
+
+``crash_worker.py --serve`` imports everything once and then forks one worker per line
+of JSON arguments read from standard input, printing ``STARTED <pid>`` and
+``EXIT <code>`` around each; the crash test uses it so that a hundred runs do not each
+pay for importing qdrant-client, boto3, pyarrow and FAISS.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +175,7 @@ def run_pass(store: TieredStore, log_path: Path, rng: np.random.Generator, id_ba
     store.tier()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--bucket", required=True)
@@ -182,7 +188,7 @@ def main() -> int:
     parser.add_argument("--id-base", type=int, default=0, help="first id this process creates")
     parser.add_argument("--reopen", action="store_true", help="open the store again for each pass")
     parser.add_argument("--commits-log", type=Path, default=None, help="record committed versions")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     kill_switch = KillSwitch(args.kill)
     rng = np.random.default_rng(args.seed)
@@ -203,5 +209,26 @@ def main() -> int:
     return 0
 
 
+def serve() -> int:
+    """Fork one worker per line of JSON arguments on standard input."""
+    for line in sys.stdin:
+        argv = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = main(argv)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        print(f"STARTED {pid}", flush=True)
+        _pid, status = os.waitpid(pid, 0)
+        print(f"EXIT {os.waitstatus_to_exitcode(status)}", flush=True)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve() if sys.argv[1:] == ["--serve"] else main())
