@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from backends import closed_port, unique_name
@@ -376,3 +379,42 @@ def test_weaviate_foreign_object_rejected(weaviate_fake):
     with pytest.raises(BackendError, match="not written by vector-tiering"):
         backend.search(np.ones((1, DIM), np.float32), 1)
     backend.close()
+
+
+# --- lazy imports -----------------------------------------------------------------------
+
+CLIENT_MODULES = {
+    "qdrant": "qdrant_client",
+    "milvus": "pymilvus",
+    "weaviate": "weaviate",
+    "pinecone": "pinecone",
+}
+
+
+def test_import_tiering_loads_no_client():
+    code = (
+        "import sys, tiering, tiering.backend, tiering.adapters, tiering.adapters.memory\n"
+        f"loaded = [m for m in {sorted(CLIENT_MODULES.values())!r} if m in sys.modules]\n"
+        "print(','.join(loaded))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("adapter", sorted(CLIENT_MODULES))
+def test_missing_client_names_extra(adapter):
+    # Setting a module to None in sys.modules makes importing it fail, as if uninstalled.
+    code = (
+        "import sys\n"
+        f"sys.modules[{CLIENT_MODULES[adapter]!r}] = None\n"
+        "try:\n"
+        f"    import tiering.adapters.{adapter}\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert f"vector-tiering[{adapter}]" in result.stdout
