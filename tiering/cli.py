@@ -369,16 +369,20 @@ def status(cold_dir: Path, as_json: bool) -> None:
 
 
 def _register_optional_commands() -> None:
+    # Each command needs its own extra (sizing: matplotlib; serve: fastapi, uvicorn);
+    # a missing extra hides that command only.
     try:
         from tiering.sizing.command import size
-    except ImportError:
-        return
-    main.add_command(size)
+
+        main.add_command(size)
+    except ImportError as exc:
+        logging.getLogger(__name__).debug("tiering size is unavailable: %s", exc)
     try:
         from tiering.service.command import serve
-    except ImportError:
-        return
-    main.add_command(serve)
+
+        main.add_command(serve)
+    except ImportError as exc:
+        logging.getLogger(__name__).debug("tiering serve is unavailable: %s", exc)
 
 
 _register_optional_commands()
