@@ -72,7 +72,10 @@ PAYLOAD_KEY = "_tiering_payload"
 DISTANCES = {Metric.COSINE: Distances.COSINE, Metric.DOT: Distances.DOT, Metric.L2: Distances.L2_SQUARED}
 
 _BOOKKEEPING = [ID_KEY, VERSION_KEY, PAYLOAD_KEY]
-_PROPERTY_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]{0,230}$")
+# Weaviate accepts property names that are GraphQL names of up to 231 characters, and
+# lowercases their first letter, so only names that already start lowercase keep their
+# spelling.
+_PROPERTY_NAME = re.compile(r"^[_a-z][_0-9A-Za-z]{0,230}$")
 _RESERVED_NAMES = {"id", "_id", "_additional", "vector", "_vector"}
 _NUMERIC_TYPES = {"number", "int", "number[]", "int[]"}
 _TEXT_TYPES = {"text", "text[]"}
@@ -345,9 +348,7 @@ class WeaviateBackend:
 def to_properties(record: Record) -> dict[str, Any]:
     """Return the Weaviate properties of a record (see the module docstring)."""
     properties = {
-        key: value
-        for key, value in record.payload.items()
-        if _PROPERTY_NAME.match(key) and key not in _RESERVED_NAMES and _filterable(value)
+        key: value for key, value in record.payload.items() if is_property_name(key) and _filterable(value)
     }
     properties[ID_KEY] = encode_id(record.id)
     properties[VERSION_KEY] = str(int(record.version))
@@ -369,6 +370,11 @@ def from_properties(properties: Mapping[str, Any], collection: str) -> tuple[Id,
         )
     payload = json.loads(properties[PAYLOAD_KEY])
     return decode_id(properties[ID_KEY]), int(properties.get(VERSION_KEY) or 0), payload
+
+
+def is_property_name(key: str) -> bool:
+    """Return whether a payload key can be a Weaviate property of the same name."""
+    return bool(_PROPERTY_NAME.match(key)) and key not in _RESERVED_NAMES
 
 
 def _filterable(value: Any) -> bool:
@@ -452,6 +458,8 @@ def to_weaviate_filter(node: Filter, property_types: Mapping[str, str]) -> Any:
         return WeaviateFilter.any_of([to_weaviate_filter(c, property_types) for c in node.children])
     if isinstance(node, Not):
         return WeaviateFilter.not_(to_weaviate_filter(node.child, property_types))
+    if isinstance(node, Eq | In | Range):
+        _check_field(node.field)
     if isinstance(node, Eq):
         return _equal(node.field, node.value, property_types.get(node.field))
     if isinstance(node, In):
@@ -461,6 +469,15 @@ def to_weaviate_filter(node: Filter, property_types: Mapping[str, str]) -> Any:
     if isinstance(node, Range):
         return _range(node, property_types.get(node.field))
     raise UnsupportedOperationError(f"Unknown filter node {node!r} for Weaviate.")
+
+
+def _check_field(field: str) -> None:
+    if not is_property_name(field):
+        raise UnsupportedOperationError(
+            f"Weaviate cannot filter on payload field {field!r}: filterable fields need "
+            "a name of letters, digits and underscores that starts with a lowercase letter "
+            "or an underscore. Rename the field in new records."
+        )
 
 
 def _never() -> Any:

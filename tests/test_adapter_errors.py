@@ -418,3 +418,22 @@ def test_missing_client_names_extra(adapter):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert f"vector-tiering[{adapter}]" in result.stdout
+
+
+def test_weaviate_uppercase_field_not_filterable(weaviate_fake):
+    from tiering.errors import UnsupportedOperationError
+    from tiering.filters import Eq
+
+    backend = weaviate_backend(weaviate_fake, unique_name("Upper"))
+    payload = {"Lang": "en", "lang": "de", "bad-name": 1}
+    backend.upsert([Record(id=1, vector=np.ones(DIM, np.float32), payload=payload, version=1)])
+
+    [fetched] = backend.fetch([1])
+    [hits] = backend.search(np.ones((1, DIM), np.float32), 5, Eq("lang", "de"))
+
+    assert dict(fetched.payload) == payload
+    assert [h.id for h in hits] == [1]
+    for field in ["Lang", "bad-name"]:
+        with pytest.raises(UnsupportedOperationError, match=field):
+            backend.search(np.ones((1, DIM), np.float32), 5, Eq(field, "en"))
+    backend.close()

@@ -232,6 +232,7 @@ def _complete_class(body: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 def _complete_property(prop: Mapping[str, Any]) -> dict[str, Any]:
     completed = dict(prop)
+    completed["name"] = _property_name(str(completed["name"]))
     text = completed["dataType"][0] in ("text", "text[]")
     completed.setdefault("indexFilterable", True)
     completed.setdefault("indexSearchable", text)
@@ -289,7 +290,8 @@ def _object_vector(obj: batch_pb2.BatchObject) -> np.ndarray:
 
 def _decode_batch_properties(props: batch_pb2.BatchObject.Properties) -> dict[str, Any]:
     decoded: dict[str, Any] = {}
-    for key, value in props.non_ref_properties.fields.items():
+    for name, value in props.non_ref_properties.fields.items():
+        key = _property_name(name)
         kind = value.WhichOneof("kind")
         if kind == "number_value":
             decoded[key] = value.number_value
@@ -301,17 +303,24 @@ def _decode_batch_properties(props: batch_pb2.BatchObject.Properties) -> dict[st
             decoded[key] = None
         else:
             raise FakeError(f"the fake does not store {kind} property {key!r}")
-    for array in props.text_array_properties:
-        decoded[array.prop_name] = list(array.values)
-    for array in props.int_array_properties:
-        decoded[array.prop_name] = list(array.values)
-    for array in props.boolean_array_properties:
-        decoded[array.prop_name] = list(array.values)
-    for array in props.number_array_properties:
-        decoded[array.prop_name] = list(array.values) or list(np.frombuffer(array.values_bytes, dtype="<f8"))
+    arrays = [
+        *props.text_array_properties,
+        *props.int_array_properties,
+        *props.boolean_array_properties,
+    ]
+    for array in arrays:
+        decoded[_property_name(array.prop_name)] = list(array.values)
+    for numbers in props.number_array_properties:
+        values = list(numbers.values) or np.frombuffer(numbers.values_bytes, dtype="<f8").tolist()
+        decoded[_property_name(numbers.prop_name)] = values
     for name in props.empty_list_props:
-        decoded[name] = []
+        decoded[_property_name(name)] = []
     return decoded
+
+
+def _property_name(name: str) -> str:
+    """Return ``name`` with its first letter lowercased, as Weaviate stores property names."""
+    return name[:1].lower() + name[1:]
 
 
 def _id_lookup(node: base_pb2.Filters) -> set[str] | None:
