@@ -278,7 +278,10 @@ def vector_id(record_id: Id) -> str:
 
 def to_metadata(record: Record) -> dict[str, Any]:
     """Return the Pinecone metadata for a record (see the module docstring)."""
-    metadata: dict[str, Any] = {key: value for key, value in record.payload.items() if _filterable(value)}
+    # Pinecone reserves keys that start with "$" for operators.
+    metadata: dict[str, Any] = {
+        key: value for key, value in record.payload.items() if not key.startswith("$") and _filterable(value)
+    }
     metadata[ID_KEY] = encode_id(record.id)
     metadata[VERSION_KEY] = str(int(record.version))
     metadata[PAYLOAD_KEY] = json.dumps(dict(record.payload), ensure_ascii=False)
@@ -352,6 +355,11 @@ def _translate_node(node: Filter, negate: bool) -> dict[str, Any]:
         children = [_translate_node(c, negate) for c in node.children]
         conjunction = isinstance(node, And) != negate
         return {"$and" if conjunction else "$or": children}
+    if isinstance(node, Eq | In | Range) and node.field.startswith("$"):
+        raise UnsupportedOperationError(
+            f"Pinecone cannot filter on payload field {node.field!r}: keys that start with "
+            "'$' are reserved for operators. Rename the field."
+        )
     if isinstance(node, Eq):
         if not negate:
             return {node.field: {"$eq": node.value}}

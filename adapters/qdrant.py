@@ -330,6 +330,13 @@ def to_qdrant_filter(node: Filter) -> models.Filter:
 
 
 def _condition(node: Filter) -> Any:
+    if isinstance(node, Eq | In | Range) and any(c in node.field for c in ".[]"):
+        # Qdrant reads "a.b" and "a[]" as paths into nested objects and arrays, but
+        # tiering.filters matches the top-level key with that literal name.
+        raise UnsupportedOperationError(
+            f"Qdrant cannot filter on payload field {node.field!r}: Qdrant reads '.', '[' and "
+            "']' in a key as a nested path. Rename the field without them."
+        )
     if isinstance(node, Eq):
         return _match_one(node.field, node.value)
     if isinstance(node, In):

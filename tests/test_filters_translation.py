@@ -214,3 +214,35 @@ def test_unknown_node_rejected(adapter):
     }
     with pytest.raises(UnsupportedOperationError, match="Unknown filter node"):
         translators[adapter]("not a filter")  # type: ignore[operator]
+
+
+def test_qdrant_dotted_field_rejected():
+    from tiering.adapters.qdrant import to_qdrant_filter
+
+    for field in ["a.b", "tags[]", "x[0]"]:
+        with pytest.raises(UnsupportedOperationError, match="nested path"):
+            to_qdrant_filter(Not(Eq(field, 1)))
+
+
+def test_pinecone_dollar_field_rejected():
+    from tiering.adapters.pinecone import to_pinecone_filter
+
+    with pytest.raises(UnsupportedOperationError, match="reserved for operators"):
+        to_pinecone_filter(Or((Eq("ok", 1), Range("$price", gt=1))))
+
+
+def test_pinecone_metadata_skips_dollar_keys():
+    import numpy as np
+
+    from tiering.adapters.pinecone import PAYLOAD_KEY, to_metadata
+    from tiering.records import Record
+
+    payload = {"$weird": "x", "nested": {"a": 1}, "tags": ["a"], "n": 1.5, "none": None}
+    metadata = to_metadata(Record(id="d", vector=np.ones(2, np.float32), payload=payload))
+
+    assert "$weird" not in metadata
+    assert "nested" not in metadata
+    assert "none" not in metadata
+    assert metadata["tags"] == ["a"]
+    assert metadata["n"] == 1.5
+    assert metadata[PAYLOAD_KEY].startswith("{")
