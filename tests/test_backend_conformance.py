@@ -6,6 +6,7 @@ exact numpy scores and with :func:`tiering.filters.matches` evaluated in Python.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -364,3 +365,25 @@ def test_batch_of_ten_thousand(make_backend):
 
     backend.delete([r.id for r in records])
     assert backend.count() == 0
+
+
+# --- concurrency and lifecycle ----------------------------------------------------------
+
+
+def test_concurrent_searches_match_serial(make_backend):
+    backend = make_backend(DIM, Metric.COSINE)
+    backend.upsert(make_records(100))
+    queries = np.random.default_rng(3).standard_normal((8, DIM)).astype(np.float32)
+    serial = [hit_ids(backend.search(q.reshape(1, -1), 5)[0]) for q in queries]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(lambda q: hit_ids(backend.search(q.reshape(1, -1), 5)[0]), queries))
+
+    assert parallel == serial
+
+
+def test_close_is_idempotent(make_backend):
+    backend = make_backend(DIM, Metric.DOT)
+    backend.upsert(make_records(2))
+    backend.close()
+    backend.close()

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from test_backend_conformance import (  # noqa: F401 - pytest collects the imported tests
     test_batch_of_ten_thousand,
+    test_close_is_idempotent,
+    test_concurrent_searches_match_serial,
     test_delete_ignores_missing_ids,
     test_empty_payload_round_trip,
     test_fetch_cosine_returns_unit_vector,
