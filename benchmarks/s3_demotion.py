@@ -95,7 +95,8 @@ def demote_once(config: S3Config, vectors: np.ndarray, segment_rows: int) -> dic
         store.mover.demote(ids[start : start + segment_rows])
     demote_s = time.perf_counter() - started
 
-    assert store.count().cold == len(ids) and store.count().hot == 0
+    assert store.count().cold == len(ids)
+    assert store.count().hot == 0
     store.close()
     # Each entry is the time spent reaching that step, summed over all demotions.
     return {"demote_s": demote_s, "step_s": timer.seconds}

@@ -4,7 +4,7 @@ Run by tests/test_crash_s3.py and tests/test_concurrent_writers.py with the test
 suite's interpreter. The hot tier is qdrant-client's local mode on ``--qdrant-path``
 (its files survive the process) and the cold tier is an S3 bucket on a local moto
 server. Every write this process finishes is appended to ``--log`` (JSON lines,
-fsynced) after the call returns, so the parent knows which writes were acknowledged.
+fsynced) after the call returns, so the parent can tell which writes were acknowledged.
 
 With ``--kill OPERATION:STEP:N`` the process sends itself SIGKILL right after the
 N-th time the mover completes STEP of a demote or promote: no cleanup, no flush, as a

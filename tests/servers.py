@@ -4,7 +4,7 @@
   this process, on a free port. ``moto_control`` can stop and restart it.
 * ``swift_server``: OpenStack Swift from Debian's packages (account, container,
   object and proxy servers) with its S3 layer (s3api + tempauth), a one-replica
-  ring and a storage folder in a temporary directory. Swift's s3api answers
+  ring and a storage folder in a temporary directory. Swift's s3api responds to
   conditional PUTs with 501 Not Implemented and requires Content-MD5 on
   DeleteObjects. Startup is bounded by ``SWIFT_START_TIMEOUT_S``; the fixture
   stops every process it started. When the Swift packages are missing the
@@ -428,7 +428,7 @@ class FaultRule:
 class FaultProxy:
     """An HTTP proxy on 127.0.0.1 in front of an S3 server that injects errors and delays.
 
-    Requests that match a rule are answered with the rule's status and an S3 error body
+    Requests that match a rule get the rule's status and an S3 error body
     (or forwarded after ``delay_s``); everything else is forwarded unchanged. The proxy
     keeps the client's Host header, so it only suits servers that do not check
     signatures against their own address (moto does not).
@@ -509,7 +509,7 @@ class FaultProxy:
         return None
 
     def fail(self, method: str, path_part: str, status: int = 503, times: int = 1_000_000) -> None:
-        """Answer matching requests with ``status``, ``times`` times."""
+        """Respond to the next ``times`` matching requests with ``status``."""
         with self._lock:
             self.rules.append(FaultRule(method, path_part, status=status, remaining=times))
 

@@ -3,13 +3,13 @@
 The first part runs every test of tests/test_store.py, plus the crash-at-each-step
 tests of tests/test_faults.py, again with the cold tier in an S3 bucket: on moto
 (conditional writes) and on Swift's S3 layer (single-writer mode, because Swift
-answers conditional PUTs with 501). The ``store_factory`` fixture below overrides
+responds to conditional PUTs with 501). The ``store_factory`` fixture below overrides
 the local-folder one for the tests collected into this module.
 
 The second part stops moto, or makes a proxy in front of it answer 503 or stall,
 in the middle of a demotion: the pass must fail with an error that names the
 operation and the object, the backend must still hold every vector, and the next
-pass must succeed once the server answers again.
+pass must succeed once the server responds again.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ safe to run beside writers:
 
 * A segment is deleted only when it is older than ``grace_period_s``. A demotion in
   progress uploads its segment before it commits the manifest version that lists it,
-  and a rebase of that commit may take a few retries; the grace period must exceed
-  the longest such move (the default, one hour, is far beyond a normal move).
+  and a rebase of that commit may take a few retries. The grace period must exceed
+  the longest such move; the default of one hour is far beyond a normal move.
 * A manifest version is expired only when it is older than ``grace_period_s`` too.
   A writer creates version ``latest + 1`` with If-None-Match; if versions that a slow
   writer still took for the latest were deleted, its create could succeed on a key
@@ -46,7 +46,7 @@ DEFAULT_GRACE_PERIOD_S = 3600.0
 
 @dataclass(frozen=True)
 class GcReport:
-    """What one garbage collection found and (unless ``dry_run``) deleted."""
+    """Result of one garbage collection: what it found and, unless ``dry_run``, deleted."""
 
     kept_versions: tuple[int, ...]
     expired_manifests: tuple[str, ...]

@@ -4,8 +4,8 @@
 bucket under an optional key prefix. Every call has a connect and a read timeout
 and a bounded number of retries (botocore's "standard" retry mode, with
 exponential backoff and jitter). Every botocore error is translated at this
-boundary into :mod:`tiering.errors`; messages name the operation, the bucket and
-the key, or the endpoint when it cannot be reached. Credentials come from
+boundary into :mod:`tiering.errors`. Messages name the operation, the bucket and
+the key, and also the endpoint when it cannot be reached. Credentials come from
 boto3's standard chain (environment, shared files, instance roles) or from
 :class:`S3Config`, and are never logged or shown in a ``repr``.
 
@@ -77,7 +77,7 @@ class ObjectStoreUnavailableError(ObjectStoreError):
 
 @dataclass(frozen=True)
 class S3Config:
-    """Where and how to reach the bucket that holds the cold tier.
+    """Location of the bucket that contains the cold tier, and how to reach it.
 
     Attributes:
         bucket: bucket name; it must exist.
@@ -568,12 +568,13 @@ class S3ObjectStore:
         where = f"{operation} {key!r} in bucket {self.config.bucket!r}"
         message = str(error.get("Message", "")).rstrip(".")
         detail = f"{code or status}: {message}" if message else (code or status)
+
         if code == "NoSuchBucket":
             return ObjectStoreError(
                 f"{where} failed: the bucket does not exist. Create it or fix the bucket name."
             )
         if operation == "put" and (code in _NOT_FOUND_CODES or status == "404"):
-            # S3 answers If-Match on a missing key with 404: the precondition does not hold.
+            # S3 returns 404 for If-Match on a missing key, which means the precondition does not hold.
             return PreconditionFailedError(
                 f"{where} failed: the object does not exist (If-Match, {detail})."
             )
