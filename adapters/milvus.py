@@ -116,6 +116,8 @@ class MilvusBackend:
         index_params: build parameters of the index, such as ``{"M": 16}`` for HNSW.
         search_params: search parameters, such as ``{"ef": 64}`` for HNSW.
         partition: a partition to keep every record in; created when missing.
+        in_process: whether the client is Milvus Lite, whose engine runs in this process
+            (its URI looks like a server's, so the caller says so).
         batch_size: records per insert, get and delete request.
         timeout_s: per-request timeout in seconds.
 
@@ -141,6 +143,7 @@ class MilvusBackend:
         batch_size: int = 1000,
         timeout_s: float = 30.0,
         close_client: bool = True,
+        in_process: bool = False,
     ) -> None:
         if not isinstance(dim, int) or dim < 1:
             raise ConfigurationError(f"Invalid dim {dim!r}: use a positive integer.")
@@ -150,6 +153,7 @@ class MilvusBackend:
                 f"Unknown Milvus index type {index_type!r}. Use one of: {', '.join(sorted(INDEX_TYPES))}."
             )
         self._client = client
+        self.in_process = in_process
         self._collection = collection
         self._dim = dim
         self._metric = Metric.parse(metric)

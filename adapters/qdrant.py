@@ -83,6 +83,11 @@ class QdrantBackend:
     requires.
     """
 
+    @property
+    def in_process(self) -> bool:
+        """Whether the client runs qdrant-client's local mode inside this process."""
+        return type(getattr(self._client, "_client", None)).__name__ == "QdrantLocal"
+
     def __init__(
         self,
         client: QdrantClient,

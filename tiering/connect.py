@@ -5,7 +5,13 @@ Backend URLs:
 * ``qdrant+local:///path/to/dir`` or ``qdrant+local://:memory:``: qdrant-client local mode;
 * ``qdrant://host:6333`` / ``qdrant+https://host:6333``: a Qdrant server (API key from
   ``QDRANT_API_KEY``);
-* ``milvus:///path/to/file.db``: Milvus Lite; ``milvus://host:19530``: a Milvus server.
+* ``milvus:///path/to/file.db``: Milvus Lite; ``milvus://host:19530``: a Milvus server
+  (token from ``MILVUS_TOKEN``);
+* ``weaviate://host:8080?grpc_port=50051`` (``weaviate+https`` for TLS): a Weaviate
+  server (API key from ``WEAVIATE_API_KEY``);
+* ``pinecone+https://index-host?namespace=docs`` (``pinecone+http`` for Pinecone Local):
+  one namespace of a Pinecone index (API key from ``PINECONE_API_KEY``, required for
+  ``pinecone+https``).
 
 Cold store locations: a folder path, or ``s3://bucket/prefix?endpoint_url=...`` (see
 :meth:`tiering.s3store.S3Config.from_url`; credentials come from boto3's chain).
@@ -15,7 +21,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, parse_qs, urlparse
 
 from tiering.backend import Backend
 from tiering.errors import ConfigurationError
@@ -35,9 +41,13 @@ def open_backend_url(url: str, collection: str, dim: int, metric: Metric | str) 
         return _qdrant(parsed.scheme, url, parsed.netloc, parsed.path, collection, dim, metric)
     if parsed.scheme == "milvus":
         return _milvus(parsed.netloc, parsed.path, collection, dim, metric)
+    if parsed.scheme in ("weaviate", "weaviate+https"):
+        return _weaviate(parsed, collection, dim, metric)
+    if parsed.scheme in ("pinecone+http", "pinecone+https"):
+        return _pinecone(parsed, dim, metric)
     raise ConfigurationError(
         f"Unknown backend URL {url!r}. Use qdrant+local:///dir, qdrant://host:6333, "
-        "milvus:///file.db or milvus://host:19530."
+        "milvus:///file.db, milvus://host:19530, weaviate://host:8080 or pinecone+https://host."
     )
 
 
@@ -62,13 +72,52 @@ def _qdrant(
 
 def _milvus(host: str, path: str, collection: str, dim: int, metric: Metric) -> Backend:
     try:
-        from pymilvus import MilvusClient
-
-        from tiering.adapters.milvus import MilvusBackend
+        from tiering.adapters.milvus import MilvusBackend, connect_milvus
     except ImportError as exc:
         raise ConfigurationError("Milvus needs pymilvus: pip install 'vector-tiering[milvus]'.") from exc
-    client = MilvusClient(path) if not host else MilvusClient(uri=f"http://{host}", timeout=30)
+    if not host:
+        return MilvusBackend(connect_milvus(path), collection, dim, metric, in_process=True)
+    client = connect_milvus(f"http://{host}", token=os.environ.get("MILVUS_TOKEN", ""), timeout_s=30)
     return MilvusBackend(client, collection, dim, metric)
+
+
+def _weaviate(parsed: ParseResult, collection: str, dim: int, metric: Metric) -> Backend:
+    try:
+        from tiering.adapters.weaviate import WeaviateBackend, connect_weaviate
+    except ImportError as exc:
+        raise ConfigurationError(
+            "Weaviate needs weaviate-client: pip install 'vector-tiering[weaviate]'."
+        ) from exc
+    options = parse_qs(parsed.query)
+    host = parsed.hostname or "127.0.0.1"
+    client = connect_weaviate(
+        host,
+        parsed.port or 8080,
+        options.get("grpc_host", [host])[-1],
+        int(options.get("grpc_port", ["50051"])[-1]),
+        secure=parsed.scheme == "weaviate+https",
+        api_key=os.environ.get("WEAVIATE_API_KEY"),
+    )
+    return WeaviateBackend(client, collection, dim, metric)
+
+
+def _pinecone(parsed: ParseResult, dim: int, metric: Metric) -> Backend:
+    try:
+        from tiering.adapters.pinecone import PineconeBackend, connect_pinecone
+    except ImportError as exc:
+        raise ConfigurationError(
+            "Pinecone needs the pinecone SDK: pip install 'vector-tiering[pinecone]'."
+        ) from exc
+    scheme = "https" if parsed.scheme == "pinecone+https" else "http"
+    namespace = parse_qs(parsed.query).get("namespace", [""])[-1]
+    api_key = os.environ.get("PINECONE_API_KEY", "")
+    if not api_key and scheme == "https":
+        raise ConfigurationError(
+            "PINECONE_API_KEY is not set. Set it to the API key of the Pinecone project."
+        )
+    # Pinecone Local (plain HTTP) accepts any key, and its docs use "pclocal".
+    index = connect_pinecone(f"{scheme}://{parsed.netloc}", api_key or "pclocal")
+    return PineconeBackend(index, dim, metric, namespace=namespace)
 
 
 def open_cold_store(location: str | Path) -> ObjectStore:

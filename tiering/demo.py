@@ -139,15 +139,13 @@ def open_backend(name: str, dim: int, metric: Metric, workdir: Path) -> Iterator
         backend: Backend = QdrantBackend(QdrantClient(":memory:"), "tiering_demo", dim, metric)
     elif name == "milvus":
         try:
-            from pymilvus import MilvusClient
-
-            from tiering.adapters.milvus import MilvusBackend
+            from tiering.adapters.milvus import MilvusBackend, connect_milvus
         except ImportError as exc:
             raise ConfigurationError(
                 "The milvus backend needs pymilvus and milvus-lite: pip install 'vector-tiering[milvus]'."
             ) from exc
-        client = MilvusClient(str(workdir / "milvus-demo.db"))
-        backend = MilvusBackend(client, "tiering_demo", dim, metric)
+        client = connect_milvus(str(workdir / "milvus-demo.db"))
+        backend = MilvusBackend(client, "tiering_demo", dim, metric, in_process=True)
     else:
         raise ConfigurationError(f"Unknown backend {name!r}. Use one of: {', '.join(BACKENDS)}.")
     try:
