@@ -99,6 +99,9 @@ def test_out_folder_outputs(npy_files: Path, tmp_path: Path) -> None:
         (["--synthetic", "50,4", "--shards", "64"], "Shard count 64 is larger than the data"),
         (["--synthetic", "50,4", "--shards", "8", "--hot-fraction", "0.1"], "Use fewer shards"),
         ([], "exactly one data source"),
+        (["--dataset", "siftsmall", "--backend", "qdrant", "--index", "flat", "--index", "ivf"],
+         "--index applies to FAISS shards only"),
+        (["--dataset", "siftsmall", "--cold-index", "hnsw:M=8"], "flat or ivf"),
     ],
 )
 def test_bad_input_named(args: list[str], message: str) -> None:
@@ -110,7 +113,8 @@ def test_bad_input_named(args: list[str], message: str) -> None:
 def test_custom_price_catalog(tmp_path: Path) -> None:
     catalog = tmp_path / "prices.json"
     catalog.write_text('{"date_read": "2027-01", "prices": [], "rules": []}')
-    code, _stdout, stderr = _invoke("--synthetic", "200,4", "--shards", "1", "--routing", "all",
-                                    "--query-count", "5", "--prices", str(catalog), "--json")
+    code, stdout, stderr = _invoke("--synthetic", "200,4", "--shards", "1", "--routing", "all",
+                                   "--query-count", "5", "--prices", str(catalog), "--json")
     assert code != 0
-    assert "has no price entry" in stderr
+    assert "has no rule entry" in stderr
+    assert stdout == ""

@@ -15,10 +15,15 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tiering.cost import STORAGE_CLASSES
+from tiering.cost import (
+    PRICE_MODELS,
+    STORAGE_CLASSES,
+    estimate_tiering_cost,
+    zilliz_dedicated_usd_per_month,
+)
 from tiering.datasets import BUNDLED
 from tiering.errors import TieringError, ValidationError
-from tiering.prices import load_catalog
+from tiering.prices import Catalog, load_catalog
 from tiering.records import Metric
 from tiering.sizing import plots, report, specs
 from tiering.sizing.engines import BACKENDS
@@ -190,6 +195,12 @@ def _run(
         errors = Console(stderr=True, width=160)
     if queries is not None and base is None:
         raise ValidationError("--queries needs --base. Pass the base vectors too.")
+    if backend != "faiss" and len(indexes) > 1:
+        raise ValidationError(
+            f"--backend {backend} chooses its own index, so --index applies to FAISS shards "
+            "only. Pass --index once or use --backend faiss."
+        )
+    _check_catalog(catalog, cold_storage_class)
     if cold_index.kind == "hnsw":
         raise ValidationError(
             f"Invalid --cold-index {cold_index.label!r}: the cold tier uses flat or ivf indexes."
@@ -256,6 +267,18 @@ def _run(
                 f"hot {best.hot_fraction:g}: "
                 f"${best.cost_usd_per_month:,.2f}/month."
             )
+
+
+def _check_catalog(catalog: Catalog, cold_storage_class: str) -> None:
+    # Price a tiny collection under every model first, so that a catalog without an
+    # entry fails before the sweep spends minutes measuring.
+    for model in PRICE_MODELS:
+        estimate_tiering_cost(
+            total_vectors=1000, hot_vectors=500, dim=8, queries_per_month=1.0,
+            cold_index_bytes=1, price_model=model, cold_storage_class=cold_storage_class,
+            cold_reads_per_month=1.0, catalog=catalog,
+        )
+    zilliz_dedicated_usd_per_month(cus=1, catalog=catalog)
 
 
 def _summary(
