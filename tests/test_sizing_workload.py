@@ -38,6 +38,13 @@ def test_bundled_uses_shipped_truth() -> None:
     assert data.ground_truth.shape == (100, 100)
 
 
+def test_bundled_large_k_recomputes_truth() -> None:
+    data = _load(dataset="siftsmall", k=120)
+    assert data.ground_truth.shape == (100, 120)
+    shipped = _load(dataset="siftsmall")
+    assert np.array_equal(data.ground_truth[:, :10], shipped.ground_truth[:, :10])
+
+
 def test_synthetic_truth_is_exact() -> None:
     seen: list[int] = []
     data = _load(synthetic=(1500, 12), synthetic_queries=20, progress=seen.append)

@@ -105,6 +105,9 @@ def load_sizing_data(
     chosen = metric or source_metric
     if chosen is not source_metric:
         truth = None
+    if dataset is not None and truth is not None and truth.shape[1] < k:
+        # The shipped ground truth is top-100; a larger k needs a fresh exact search.
+        truth = None
     if base_vectors.shape[1] != query_vectors.shape[1]:
         raise ValidationError(
             f"Query dimension {query_vectors.shape[1]} differs from base dimension "
