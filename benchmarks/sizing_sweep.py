@@ -1,9 +1,9 @@
 """Recorded sizing sweeps for docs/sizing.md.
 
-Runs ``tiering size`` in process for each named suite, writes its outputs to
-``docs/sizing-results/<suite>/`` and adds ``ratios.md``: every configuration relative
-to one shard of the same routing and hot fraction, measured in the same run, because
-absolute times on a shared machine are noisy.
+Runs ``tiering size`` in process for each named suite and writes its outputs to
+``docs/sizing-results/<suite>/``. It adds ``ratios.md``, which compares every
+configuration with one shard at the same hot fraction in the same run. Absolute
+times on a shared machine are noisy, so ratios within a run are what to compare.
 
 Usage::
 

@@ -118,6 +118,7 @@ def write_markdown(
     """Write a Markdown report naming the cheapest configuration that meets the targets."""
     targets = summary["targets"]
     env = summary["environment"]
+
     lines = [
         f"# Sizing report: {summary['data']['name']}",
         "",
@@ -134,6 +135,7 @@ def write_markdown(
         "## Choice",
         "",
     ]
+
     p99_text = "no p99 target" if targets["p99_ms"] is None else f"p99 <= {targets['p99_ms']} ms"
     if best is None:
         lines.append(
@@ -148,6 +150,7 @@ def write_markdown(
             f"recall {best.recall_at_k:.4f}, p99 {best.p99_ms:.3f} ms, "
             f"{best.nodes} nodes, ${best.cost_usd_per_month:,.2f} per month."
         )
+
     lines += ["", "## All configurations", "", "`*` marks the Pareto front of cost vs recall.", ""]
     lines.append(
         "| | shards | routing | index | replicas | node GiB | hot | recall@k | p50 ms | p99 ms "
@@ -162,6 +165,7 @@ def write_markdown(
             f"| {row.recall_at_k:.4f} | {row.p50_ms:.3f} | {row.p99_ms:.3f} | {row.qps:,.0f} "
             f"| {row.distance_count_mean:,.0f} | {row.nodes} | {row.cost_usd_per_month:,.2f} |"
         )
+
     if plots:
         lines += ["", "## Plots", ""]
         lines += [f"![{plot.stem}]({plot.name})" for plot in plots]
