@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
-from servers import S3Endpoint, moto_control, moto_server  # noqa: F401  (fixtures)
+from servers import S3Endpoint, fault_proxy, moto_control, moto_server  # noqa: F401  (fixtures)
 
-from tiering.errors import ConfigurationError, PreconditionFailedError
+from tiering.errors import ConfigurationError, ObjectStoreError, PreconditionFailedError
 from tiering.objectstore import content_etag
 from tiering.s3store import S3Config, S3ObjectStore
 
@@ -133,3 +133,66 @@ def test_store_from_url(moto_server: S3Endpoint) -> None:  # noqa: F811
 
     assert store.config.prefix == "tenant/"
     assert moto_server.client().get_object(Bucket=bucket, Key="tenant/segments/a")["Body"].read() == b"a"  # type: ignore[attr-defined]
+
+
+def _botocore_errors() -> list[type[Exception]]:
+    import botocore.exceptions
+
+    found = []
+    for value in vars(botocore.exceptions).values():
+        if isinstance(value, type) and issubclass(value, botocore.exceptions.BotoCoreError):
+            found.append(value)
+    return found
+
+
+@pytest.fixture(scope="module")
+def offline_store() -> S3ObjectStore:
+    """A store that never connects: its endpoint is a closed port and it skips the probe."""
+    config = S3Config(
+        bucket="tiering-unused",
+        endpoint_url="http://127.0.0.1:9",
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
+    return S3ObjectStore(config, writable=False)
+
+
+@pytest.mark.parametrize("error_class", _botocore_errors(), ids=lambda cls: cls.__name__)
+def test_every_botocore_error_translated(error_class: type[Exception], offline_store: S3ObjectStore) -> None:
+    import inspect
+    import re
+
+    fields = set(re.findall(r"{(\w+)", getattr(error_class, "fmt", "")))
+    for parameter in inspect.signature(error_class.__init__).parameters.values():
+        if parameter.default is inspect.Parameter.empty and parameter.kind is parameter.POSITIONAL_OR_KEYWORD:
+            fields.add(parameter.name)
+    fields.discard("self")
+    error = error_class(**{name: "x" for name in fields})
+
+    def fail() -> None:
+        raise error
+
+    with pytest.raises(ObjectStoreError, match="get 'segments/k'") as raised:
+        offline_store._call("get", "segments/k", fail)
+
+    assert raised.value.__cause__ is error
+
+
+def test_failed_multipart_upload_is_aborted(fault_proxy, moto_server: S3Endpoint) -> None:  # noqa: F811
+    bucket = moto_server.new_bucket()
+    part_bytes = 5 * 1024 * 1024
+    config = moto_server.config(
+        bucket,
+        endpoint_url=fault_proxy.endpoint_url,
+        multipart_threshold_bytes=part_bytes,
+        multipart_part_bytes=part_bytes,
+    )
+    store = S3ObjectStore(config)
+    fault_proxy.fail("PUT", "partNumber=2", status=503)
+
+    with pytest.raises(ObjectStoreError, match=r"segments/big\.parquet"):
+        store.put("segments/big.parquet", b"x" * (part_bytes * 2 + 10))
+
+    client = moto_server.client()
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []  # type: ignore[attr-defined]
+    assert store.list("segments/") == []
