@@ -189,3 +189,14 @@ def test_store_intact_after_promotion_and_gc(tmp_path: Path) -> None:
         assert np.allclose(np.stack([r.vector for r in records_found]), vectors, atol=1e-6)
     with pytest.raises(ObjectNotFoundError):
         cold_store.get(report.deleted_segments[0])
+
+
+def test_stale_probe_keys_removed(store: ObjectStore) -> None:
+    store.put("_probe/conditional-write-left-by-a-crash", b"probe")
+
+    young = collect_garbage(store, grace_period_s=3600)
+    old = collect_garbage(store, grace_period_s=3600, now_s=time.time() + LATER_S)
+
+    assert young.deleted_probes == ()
+    assert old.deleted_probes == ("_probe/conditional-write-left-by-a-crash",)
+    assert store.list("_probe/") == []

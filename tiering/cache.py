@@ -11,7 +11,10 @@ Every entry records the SHA-256 of its bytes when it is written; each read hashe
 file again, and an entry that fails the check is deleted and downloaded again, never
 served. When the cache grows past ``max_bytes`` the least recently used entries are
 evicted. Entries are written to a temporary file and renamed into place, so a crash
-leaves no partial entry; several processes may share one folder.
+leaves no partial entry and several processes may share one folder.
+
+NOTE: each process counts only the entries it found at start and those it wrote, so
+with several processes on one folder the bound holds per process, not for the folder.
 """
 
 from __future__ import annotations

@@ -40,6 +40,10 @@ from tiering.objectstore import ObjectInfo, ObjectStore
 
 logger = logging.getLogger(__name__)
 
+# Keys the S3 store's conditional-write probe creates and deletes again; a crash in
+# between leaves one behind (tiering.s3store.PROBE_PREFIX, not imported to keep boto3
+# optional).
+PROBE_PREFIX = "_probe/"
 DEFAULT_KEEP_VERSIONS = 10
 DEFAULT_GRACE_PERIOD_S = 3600.0
 
@@ -56,6 +60,7 @@ class GcReport:
 
     deleted_bytes: int
     dry_run: bool
+    deleted_probes: tuple[str, ...] = ()
 
 
 def collect_garbage(
@@ -110,10 +115,15 @@ def collect_garbage(
         else:
             young.append(info.key)
 
+    probes = [
+        info for info in store.list(PROBE_PREFIX) if now_s - info.last_modified_s >= grace_period_s
+    ]
+
     if not dry_run:
         # Manifests first: a crash after this line leaves only orphan segments behind.
         store.delete([info.key for info in expired])
         store.delete([info.key for info in deletable])
+        store.delete([info.key for info in probes])
     report = GcReport(
         kept_versions=tuple(kept),
         expired_manifests=tuple(info.key for info in expired),
@@ -121,6 +131,7 @@ def collect_garbage(
         young_segments=tuple(young),
         deleted_bytes=sum(info.size_bytes for info in (*expired, *deletable)),
         dry_run=dry_run,
+        deleted_probes=tuple(info.key for info in probes),
     )
     logger.info(
         "Garbage collection%s: kept %d manifest versions, expired %d, deleted %d segments "

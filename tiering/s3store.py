@@ -29,7 +29,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlparse
 
@@ -351,24 +351,35 @@ class S3ObjectStore:
         if key.startswith(SEGMENT_PREFIX) and self.config.storage_class != "STANDARD":
             extra["StorageClass"] = self.config.storage_class
 
-        if len(data) >= self.config.multipart_threshold_bytes:
-            etag = self._put_multipart(key, data, conditions, extra)
-        else:
-            response = self._call(
-                "put",
-                key,
-                lambda: self._client.put_object(
-                    Bucket=self.config.bucket,
-                    Key=self._full(key),
-                    Body=data,
-                    ContentMD5=_content_md5(data),
-                    **conditions,
-                    **extra,
-                ),
-            )
-            etag = _strip_etag(response["ETag"])
+        try:
+            etag = self._upload(key, data, conditions, extra)
+        except ObjectNotFoundError as exc:
+            if "IfMatch" not in conditions:
+                raise
+            # S3 returns 404 for If-Match on a missing key: the precondition does not hold.
+            raise PreconditionFailedError(
+                f"put {key!r} in bucket {self.config.bucket!r} failed: the object does not "
+                "exist (If-Match)."
+            ) from exc
         logger.debug("Stored %s (%d bytes) in %r", key, len(data), self)
         return etag
+
+    def _upload(self, key: str, data: bytes, conditions: dict[str, str], extra: dict[str, str]) -> str:
+        if len(data) >= self.config.multipart_threshold_bytes:
+            return self._put_multipart(key, data, conditions, extra)
+        response = self._call(
+            "put",
+            key,
+            lambda: self._client.put_object(
+                Bucket=self.config.bucket,
+                Key=self._full(key),
+                Body=data,
+                ContentMD5=_content_md5(data),
+                **conditions,
+                **extra,
+            ),
+        )
+        return _strip_etag(response["ETag"])
 
     def head(self, key: str) -> ObjectInfo:
         response = self._call(
@@ -573,11 +584,6 @@ class S3ObjectStore:
             return ObjectStoreError(
                 f"{where} failed: the bucket does not exist. Create it or fix the bucket name."
             )
-        if operation == "put" and (code in _NOT_FOUND_CODES or status == "404"):
-            # S3 returns 404 for If-Match on a missing key, which means the precondition does not hold.
-            return PreconditionFailedError(
-                f"{where} failed: the object does not exist (If-Match, {detail})."
-            )
         if code in _NOT_FOUND_CODES or status == "404":
             return ObjectNotFoundError(f"{where} failed: object not found ({detail}).")
         if code in _PRECONDITION_CODES or status in ("412", "409"):
@@ -595,7 +601,3 @@ class S3ObjectStore:
         if code == "InvalidRange" or status == "416":
             return ObjectStoreError(f"{where} failed: InvalidRange ({detail}).")
         return ObjectStoreError(f"{where} failed: {detail} (HTTP {status}).")
-
-    def with_config(self, **changes: Any) -> S3ObjectStore:
-        """Return a store on the same bucket with some settings changed (a new client)."""
-        return S3ObjectStore(replace(self.config, **changes), writable=False)
