@@ -159,10 +159,17 @@ class MotoControl:
             self.running = False
 
 
+# Test modules import these fixtures, and pytest then makes one session fixture per
+# module; the servers themselves are started once per process and shared.
+_shared: dict[str, object] = {}
+
+
 @pytest.fixture(scope="session")
 def moto_control() -> Iterator[MotoControl]:
     """A moto S3 server for the whole session; moto keeps its state in this process."""
-    control = MotoControl()
+    control = _shared.get("moto")
+    if not isinstance(control, MotoControl):
+        control = _shared["moto"] = MotoControl()
     control.start()
     try:
         yield control
@@ -394,14 +401,26 @@ def swift_server() -> Iterator[S3Endpoint]:
     if missing:
         pytest.skip(f"OpenStack Swift is not installed ({', '.join(missing)} missing); "
                     f"run: {SWIFT_INSTALL}")
+    if "swift_error" in _shared:
+        pytest.fail(f"Swift did not start earlier in this session: {_shared['swift_error']}")
+    cluster = _shared.get("swift")
+    if isinstance(cluster, SwiftCluster):
+        yield cluster.endpoint
+        return
     root = Path(tempfile.mkdtemp(prefix="tiering-swift-"))
     cluster = SwiftCluster(root)
     try:
-        cluster.write_config()
-        cluster.build_rings()
-        cluster.start()
+        try:
+            cluster.write_config()
+            cluster.build_rings()
+            cluster.start()
+        except Exception as exc:
+            _shared["swift_error"] = str(exc)
+            raise
+        _shared["swift"] = cluster
         yield cluster.endpoint
     finally:
+        _shared.pop("swift", None)
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
 
