@@ -49,11 +49,11 @@ def vector_for(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).random(DIM, dtype=np.float32)
 
 
-def tiering_config() -> TieringConfig:
+def tiering_config(writer_id: str = "crash-worker") -> TieringConfig:
     policy = PolicyConfig(
         budget=HotBudget(max_fraction=0.3), min_idle_s=0.0, cooldown_s=0.0, promote_score=3.0
     )
-    return TieringConfig(half_life_s=600.0, policy=policy, segment_rows=16)
+    return TieringConfig(half_life_s=600.0, policy=policy, segment_rows=16, writer_id=writer_id)
 
 
 def replay(log_path: Path) -> tuple[dict[Id, tuple[int, int]], set[Id]]:
@@ -140,7 +140,9 @@ def open_store(args: argparse.Namespace, fault_hook: Any = None) -> TieredStore:
         max_attempts=3,
     )
     backend = QdrantBackend(QdrantClient(path=args.qdrant_path), COLLECTION, DIM, "l2")
-    return TieredStore(backend, S3ObjectStore(config), config=tiering_config(), fault_hook=fault_hook)
+    return TieredStore(
+        backend, S3ObjectStore(config), config=tiering_config(args.writer_id), fault_hook=fault_hook
+    )
 
 
 def run_pass(store: TieredStore, log_path: Path, rng: np.random.Generator, id_base: int) -> None:
@@ -188,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id-base", type=int, default=0, help="first id this process creates")
     parser.add_argument("--reopen", action="store_true", help="open the store again for each pass")
     parser.add_argument("--commits-log", type=Path, default=None, help="record committed versions")
+    parser.add_argument("--writer-id", default="crash-worker", help="writer id in journal entries")
     args = parser.parse_args(argv)
 
     kill_switch = KillSwitch(args.kill)

@@ -29,7 +29,6 @@ from qdrant_client import QdrantClient
 from servers import S3Endpoint, moto_control, moto_server  # noqa: F401  (fixtures)
 
 from tiering.adapters.qdrant import QdrantBackend
-from tiering.errors import CorruptDataError
 from tiering.manifest import ManifestLog
 from tiering.records import Metric
 from tiering.s3store import S3ObjectStore
@@ -46,15 +45,26 @@ def start_child(
 ) -> subprocess.Popen[str]:
     folder.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, str(WORKER),
-        "--endpoint", endpoint.endpoint_url,
-        "--bucket", bucket,
-        "--qdrant-path", str(folder / "qdrant"),
-        "--log", str(folder / "acks.jsonl"),
-        "--commits-log", str(folder / "commits.jsonl"),
-        "--seed", str(id_base + 7),
-        "--id-base", str(id_base),
-        "--passes", str(PASSES),
+        sys.executable,
+        str(WORKER),
+        "--endpoint",
+        endpoint.endpoint_url,
+        "--bucket",
+        bucket,
+        "--qdrant-path",
+        str(folder / "qdrant"),
+        "--log",
+        str(folder / "acks.jsonl"),
+        "--commits-log",
+        str(folder / "commits.jsonl"),
+        "--seed",
+        str(id_base + 7),
+        "--id-base",
+        str(id_base),
+        "--passes",
+        str(PASSES),
+        "--writer-id",
+        f"writer-{id_base}",
     ]
     if reopen:
         command.append("--reopen")
@@ -105,21 +115,12 @@ def cold_rows_per_id(endpoint: S3Endpoint, bucket: str) -> dict[int, int]:
     return counts
 
 
-# NOTE: a store that opens while another process is in the middle of a demotion settles
-# that process's journal entry as if it had crashed: it deletes the segment the other
-# process has uploaded but not yet committed. The other process then commits a manifest
-# that lists a missing segment and deletes the vectors from its backend, so they are lost
-# and the cold tier no longer opens. Journal entries need an owner and a lease before
-# recovery may settle them; until the core has that, the reopening case fails at random.
-RECOVERY_RACE = pytest.mark.xfail(
-    reason="recovery settles another live writer's in-flight demotion", strict=False
-)
+# Each child has its own writer id, so a child that reopens its store leaves the other
+# child's journal entries alone until their lease runs out instead of settling them.
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "reopen", [False, pytest.param(True, marks=RECOVERY_RACE)], ids=["long-lived", "reopening"]
-)
+@pytest.mark.parametrize("reopen", [False, True], ids=["long-lived", "reopening"])
 def test_two_writers_one_prefix(moto_server: S3Endpoint, tmp_path: Path, reopen: bool) -> None:  # noqa: F811
     bucket = moto_server.new_bucket()
     folders = [tmp_path / f"writer{n}" for n in range(2)]
@@ -150,13 +151,14 @@ def test_two_writers_one_prefix(moto_server: S3Endpoint, tmp_path: Path, reopen:
     assert not duplicated, f"ids with several live cold rows: {duplicated}"
 
 
-@pytest.mark.xfail(
-    reason="recovery settles another live writer's in-flight demotion",
-    raises=(AssertionError, CorruptDataError),
-    strict=True,
-)
-def test_open_during_demotion_keeps_segment(tmp_path: Path) -> None:
-    """A deterministic, in-process form of the race: B opens while A is mid-demotion."""
+@pytest.mark.parametrize("same_writer", [True, False], ids=["same-writer-id", "other-writer-id"])
+def test_open_during_demotion_keeps_segment(tmp_path: Path, same_writer: bool) -> None:
+    """A deterministic, in-process form of the race: B opens while A is mid-demotion.
+
+    With another writer id, B leaves A's journal entry alone (its lease is running).
+    With the same id, B settles it at once, which must still lose nothing: recovery
+    never deletes a segment that a live writer may be about to commit.
+    """
     from tiering_fixtures import fast_config, random_vectors
 
     from tiering.adapters.memory import InMemoryBackend
@@ -165,16 +167,25 @@ def test_open_during_demotion_keeps_segment(tmp_path: Path) -> None:
     cold_store = LocalFolderStore(tmp_path / "cold")
     vectors = random_vectors(20, DIM)
     opened: list[TieredStore] = []
+    pending_seen_by_second: list[int] = []
+    second_config = fast_config(writer_id="writer-a" if same_writer else "writer-b")
 
     def open_second_writer(step: str) -> None:
         if step == "segment_uploaded" and not opened:
-            opened.append(TieredStore(InMemoryBackend(DIM, "l2"), cold_store, config=fast_config()))
+            second = TieredStore(InMemoryBackend(DIM, "l2"), cold_store, config=second_config)
+            opened.append(second)
+            pending_seen_by_second.append(len(second.mover.pending()))
 
     first = TieredStore(
-        InMemoryBackend(DIM, "l2"), cold_store, config=fast_config(), fault_hook=open_second_writer
+        InMemoryBackend(DIM, "l2"),
+        cold_store,
+        config=fast_config(writer_id="writer-a"),
+        fault_hook=open_second_writer,
     )
     first.upsert(list(range(20)), vectors)
     first.tier()
 
     reopened = TieredStore(first.backend, cold_store, config=fast_config(), close_backend=False)
     assert [record.id for record in reopened.get(list(range(20)))] == list(range(20))
+    assert pending_seen_by_second == [0 if same_writer else 1]
+    assert reopened.mover.pending() == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import socket
 from dataclasses import dataclass, field
 
 from tiering.coldindex import IndexSettings
@@ -55,6 +56,13 @@ class TieringConfig:
 
     queries_per_month: float = 1_000_000.0
     """Query volume the saving estimate assumes."""
+
+    writer_id: str = field(default_factory=socket.gethostname)
+    """Name of this writer in journal entries. A store settles its own interrupted moves
+    at once; give each process that writes the same cold tier from one host its own id."""
+
+    recovery_lease_s: float = 300.0
+    """Age after which another writer's unfinished move is taken as abandoned and settled."""
 
     search_threads: int = 2
     """Threads that query the two tiers concurrently."""

@@ -10,9 +10,15 @@ one tier at every instant:
   commit a manifest that tombstones them, save the index, journal.
 
 A crash between steps leaves a record in both tiers, in one tier, or an unlisted
-segment; :meth:`Mover.recover` settles every journal entry when a store opens: a record
-in both tiers keeps its newer version (on a tie, the tier the move was heading to), and
-an unlisted segment is deleted.
+segment. :meth:`Mover.recover` settles journal entries when a store opens and before
+each tiering pass: a record in both tiers keeps its newer version (on a tie, the tier the
+move was heading to). An unlisted segment is left for garbage collection
+(:mod:`tiering.gc`) rather than deleted, because the writer may still be about to
+commit it.
+
+Entries carry the id of the writer that made them. A writer settles its own entries at
+once; another writer's only after ``lease_s`` seconds, so opening a store never settles
+a move that a live process is still running.
 
 ``fault_hook``, when set, is called with each step's name right after the step; tests
 use it to inject failures and kills.
@@ -66,6 +72,8 @@ class JournalEntry:
     operation: str
     ids: tuple[Id, ...]
     segment_key: str | None = None
+    writer_id: str = ""
+    created_at_ms: int = 0
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -73,7 +81,8 @@ class JournalEntry:
                 "operation": self.operation,
                 "ids": [encode_id(i) for i in self.ids],
                 "segment_key": self.segment_key,
-                "created_at_ms": int(time.time() * 1000),
+                "writer_id": self.writer_id,
+                "created_at_ms": self.created_at_ms,
             }
         ).encode()
 
@@ -86,6 +95,8 @@ class JournalEntry:
                 operation=str(document["operation"]),
                 ids=tuple(decode_id(text) for text in document["ids"]),
                 segment_key=document.get("segment_key"),
+                writer_id=str(document.get("writer_id", "")),
+                created_at_ms=int(document.get("created_at_ms", 0)),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptDataError(f"Journal entry {key!r} is unreadable: {exc}") from exc
@@ -102,19 +113,30 @@ class Mover:
         store: ObjectStore,
         fault_hook: FaultHook | None = None,
         save_index: bool = True,
+        writer_id: str = "",
+        lease_s: float = 300.0,
     ):
         self.backend = backend
         self.cold = cold
         self.store = store
         self.fault_hook = fault_hook
         self.save_index = save_index
+        self.writer_id = writer_id
+        self.lease_s = lease_s
 
     def _step(self, name: str) -> None:
         if self.fault_hook is not None:
             self.fault_hook(name)
 
     def _write_journal(self, operation: str, ids: Sequence[Id], segment_key: str | None) -> JournalEntry:
-        entry = JournalEntry(f"{JOURNAL_PREFIX}{uuid.uuid4().hex}.json", operation, tuple(ids), segment_key)
+        entry = JournalEntry(
+            f"{JOURNAL_PREFIX}{uuid.uuid4().hex}.json",
+            operation,
+            tuple(ids),
+            segment_key,
+            self.writer_id,
+            int(time.time() * 1000),
+        )
         self.store.put(entry.key, entry.to_json(), if_none_match=True)
         return entry
 
@@ -186,26 +208,46 @@ class Mover:
         return entries
 
     def recover(self) -> int:
-        """Settle every unfinished operation; return how many journal entries were settled.
+        """Settle unfinished operations of this writer, and of others past their lease.
 
-        Raises BackendError, ObjectStoreError: recovery stops and is retried on next open.
+        Returns how many journal entries were settled. Raises BackendError,
+        ObjectStoreError: recovery stops and is retried on the next open or pass.
         """
         entries = self.pending()
+        if entries:
+            # Another writer may have committed the manifest this entry depends on.
+            self.cold.refresh()
+        now_ms = time.time() * 1000
+        settled = 0
         for entry in entries:
+            age_s = (now_ms - entry.created_at_ms) / 1000
+            if entry.writer_id != self.writer_id and age_s < self.lease_s:
+                logger.info(
+                    "Leaving %s of writer %r alone for %.0f s more: it may still be running",
+                    entry.key,
+                    entry.writer_id,
+                    self.lease_s - age_s,
+                )
+                continue
             self._settle(entry)
             self.store.delete([entry.key])
+            settled += 1
             logger.info(
-                "Recovered an interrupted %s of %d ids (%s)", entry.operation, len(entry.ids), entry.key
+                "Recovered an interrupted %s of %d ids (%s, writer %r)",
+                entry.operation,
+                len(entry.ids),
+                entry.key,
+                entry.writer_id,
             )
-        return len(entries)
+        return settled
 
     def _settle(self, entry: JournalEntry) -> None:
         listed = entry.segment_key is not None and (
             self.cold.manifest.segment_for_key(entry.segment_key) is not None
         )
-        if entry.operation == "demote" and not listed and entry.segment_key is not None:
-            # The segment never became visible: the backend still has every record.
-            self.store.delete([entry.segment_key])
+        if entry.operation == "demote" and not listed:
+            # The segment never became visible, so the backend still has every record.
+            # Garbage collection deletes the segment once no journal entry names it.
             return
         hot_versions = {record.id: record.version for record in self.backend.fetch(entry.ids)}
         drop_hot: list[Id] = []

@@ -18,10 +18,11 @@ from tiering.access import AccessTracker
 from tiering.backend import Backend
 from tiering.coldtier import ColdTier
 from tiering.config import ColdSearch, TieringConfig
+from tiering.connect import open_cold_store
 from tiering.errors import FilterError, ObjectNotFoundError, ValidationError
 from tiering.filters import Filter, fields, parse_filter
 from tiering.mover import FaultHook, Mover
-from tiering.objectstore import LocalFolderStore, ObjectStore
+from tiering.objectstore import ObjectStore
 from tiering.policy import Plan, make_plan
 from tiering.records import (
     Hit,
@@ -82,8 +83,8 @@ class TieredStore:
 
     Args:
         backend: the adapter of the vector store collection (the hot tier).
-        cold_store: an object store, or a folder path for a local one
-            (default ``./tiering-cold``).
+        cold_store: an object store, a folder path, or an ``s3://bucket/prefix`` URL
+            (default: the folder ``./tiering-cold``).
         config: settings; see :class:`tiering.config.TieringConfig`.
         clock: returns the current time in seconds; replaced in simulations.
         fault_hook: called with each move step's name (failure injection in tests).
@@ -104,7 +105,7 @@ class TieredStore:
         self.config = config or TieringConfig()
         self.clock = clock
         if cold_store is None or isinstance(cold_store, str | Path):
-            cold_store = LocalFolderStore(cold_store or DEFAULT_COLD_FOLDER)
+            cold_store = open_cold_store(cold_store or DEFAULT_COLD_FOLDER)
         self.object_store: ObjectStore = cold_store
         self.dim = backend.dim
         self.metric = backend.metric
@@ -115,7 +116,14 @@ class TieredStore:
         self._last_version = 0
 
         self.cold = ColdTier(cold_store, self.dim, self.metric, self.config.index)
-        self.mover = Mover(backend, self.cold, cold_store, fault_hook)
+        self.mover = Mover(
+            backend,
+            self.cold,
+            cold_store,
+            fault_hook,
+            writer_id=self.config.writer_id,
+            lease_s=self.config.recovery_lease_s,
+        )
         self.mover.recover()
         self.tracker = self._load_tracker()
         self._known_fields: set[str] = self.cold.payload_fields()
@@ -358,6 +366,7 @@ class TieredStore:
         """
         started = time.perf_counter()
         with self._write_lock:
+            self.mover.recover()
             plan = self.plan()
             demoted = promoted = 0
             if not dry_run and not plan.is_empty():
