@@ -10,6 +10,7 @@ Every error the library raises on purpose derives from :class:`TieringError`::
     │   ├── BackendUnavailableError     it cannot be reached or timed out
     │   └── UnsupportedOperationError   it cannot do what was requested
     ├── ObjectStoreError            the object store failed
+    │   ├── ObjectStoreUnavailableError  it cannot be reached or timed out
     │   ├── ObjectNotFoundError         a key does not exist
     │   ├── PreconditionFailedError     a conditional write lost
     │   └── ConditionalWriteUnsupportedError  the store ignores conditional writes
@@ -53,6 +54,10 @@ class UnsupportedOperationError(BackendError):
 
 class ObjectStoreError(TieringError):
     """The object store failed; the message names the operation and the key."""
+
+
+class ObjectStoreUnavailableError(ObjectStoreError):
+    """The object store cannot be reached, or a call to it timed out after its retries."""
 
 
 class ObjectNotFoundError(ObjectStoreError):

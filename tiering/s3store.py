@@ -42,6 +42,7 @@ from tiering.errors import (
     ConfigurationError,
     ObjectNotFoundError,
     ObjectStoreError,
+    ObjectStoreUnavailableError,
     PreconditionFailedError,
 )
 from tiering.objectstore import ObjectInfo
@@ -69,10 +70,6 @@ _CONDITIONAL_WRITE_ADVICE = (
 )
 
 T = TypeVar("T")
-
-
-class ObjectStoreUnavailableError(ObjectStoreError):
-    """The object store cannot be reached, or a call to it timed out after its retries."""
 
 
 @dataclass(frozen=True)
@@ -126,8 +123,7 @@ class S3Config:
             )
         if self.storage_class not in STORAGE_CLASSES:
             raise ConfigurationError(
-                f"Unknown S3 storage class {self.storage_class!r}. Use one of "
-                f"{', '.join(STORAGE_CLASSES)}."
+                f"Unknown S3 storage class {self.storage_class!r}. Use one of {', '.join(STORAGE_CLASSES)}."
             )
         if self.multipart_part_bytes < 5 * 1024 * 1024:
             raise ConfigurationError(
@@ -159,9 +155,7 @@ class S3Config:
         """
         parsed = urlparse(url)
         if parsed.scheme != "s3" or not parsed.netloc:
-            raise ConfigurationError(
-                f"Invalid cold tier URL {url!r}: expected s3://bucket/optional/prefix."
-            )
+            raise ConfigurationError(f"Invalid cold tier URL {url!r}: expected s3://bucket/optional/prefix.")
         settings: dict[str, Any] = {"bucket": parsed.netloc, "prefix": parsed.path.lstrip("/")}
         for name, values in parse_qs(parsed.query).items():
             settings[name] = _parse_setting(name, values[-1])
@@ -184,8 +178,7 @@ class S3Config:
         url = env.get("TIERING_S3_URL")
         if not url:
             raise ConfigurationError(
-                "TIERING_S3_URL is not set. Set it to s3://bucket/prefix to use S3 for the "
-                "cold tier."
+                "TIERING_S3_URL is not set. Set it to s3://bucket/prefix to use S3 for the cold tier."
             )
         overrides: dict[str, Any] = {}
         for variable, name in (
@@ -323,9 +316,7 @@ class S3ObjectStore:
                 return b""
             raise
 
-    def put(
-        self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None
-    ) -> str:
+    def put(self, key: str, data: bytes, *, if_none_match: bool = False, if_match: str | None = None) -> str:
         """Store ``data`` under ``key`` and return its ETag (without quotes).
 
         Raises:
@@ -335,9 +326,7 @@ class S3ObjectStore:
             ObjectStoreError: any other failure.
         """
         if if_none_match and if_match is not None:
-            raise ObjectStoreError(
-                f"put {key!r} failed: pass if_none_match or if_match, not both."
-            )
+            raise ObjectStoreError(f"put {key!r} failed: pass if_none_match or if_match, not both.")
         if self.config.single_writer:
             self._check_emulated_precondition(key, if_none_match, if_match)
             if_none_match, if_match = False, None
@@ -358,8 +347,7 @@ class S3ObjectStore:
                 raise
             # S3 returns 404 for If-Match on a missing key: the precondition does not hold.
             raise PreconditionFailedError(
-                f"put {key!r} in bucket {self.config.bucket!r} failed: the object does not "
-                "exist (If-Match)."
+                f"put {key!r} in bucket {self.config.bucket!r} failed: the object does not exist (If-Match)."
             ) from exc
         logger.debug("Stored %s (%d bytes) in %r", key, len(data), self)
         return etag
@@ -470,9 +458,7 @@ class S3ObjectStore:
             f"succeeded. {_CONDITIONAL_WRITE_ADVICE}"
         )
 
-    def _check_emulated_precondition(
-        self, key: str, if_none_match: bool, if_match: str | None
-    ) -> None:
+    def _check_emulated_precondition(self, key: str, if_none_match: bool, if_match: str | None) -> None:
         if not if_none_match and if_match is None:
             return
         try:
@@ -492,9 +478,7 @@ class S3ObjectStore:
 
     # Multipart -------------------------------------------------------------------
 
-    def _put_multipart(
-        self, key: str, data: bytes, conditions: dict[str, str], extra: dict[str, str]
-    ) -> str:
+    def _put_multipart(self, key: str, data: bytes, conditions: dict[str, str], extra: dict[str, str]) -> str:
         full = self._full(key)
         bucket = self.config.bucket
         created = self._call(
@@ -536,8 +520,12 @@ class S3ObjectStore:
             try:
                 self._client.abort_multipart_upload(Bucket=bucket, Key=full, UploadId=upload_id)
             except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-                logger.warning("Could not abort the multipart upload of %s; a lifecycle rule "
-                               "for incomplete uploads will remove its parts", key, exc_info=exc)
+                logger.warning(
+                    "Could not abort the multipart upload of %s; a lifecycle rule "
+                    "for incomplete uploads will remove its parts",
+                    key,
+                    exc_info=exc,
+                )
             raise
         logger.info("Uploaded %s in %d parts (%d bytes)", key, len(parts), len(data))
         return _strip_etag(completed["ETag"])
@@ -570,9 +558,7 @@ class S3ObjectStore:
                 f"{operation} {key!r} in bucket {self.config.bucket!r} failed: {exc}."
             ) from exc
 
-    def _translate(
-        self, operation: str, key: str, exc: botocore.exceptions.ClientError
-    ) -> ObjectStoreError:
+    def _translate(self, operation: str, key: str, exc: botocore.exceptions.ClientError) -> ObjectStoreError:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
         status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
@@ -595,8 +581,7 @@ class S3ObjectStore:
             )
         if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
             return ObjectStoreError(
-                f"{where} failed: access denied ({detail}). Check the credentials and the "
-                "bucket policy."
+                f"{where} failed: access denied ({detail}). Check the credentials and the bucket policy."
             )
         if code == "InvalidRange" or status == "416":
             return ObjectStoreError(f"{where} failed: InvalidRange ({detail}).")

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from tiering.errors import BackendUnavailableError, TieringError, ValidationError
+from tiering.errors import BackendUnavailableError, ObjectStoreUnavailableError, TieringError, ValidationError
 from tiering.records import Id
 from tiering.service.loop import TieringBusyError
 from tiering.service.metrics import ServiceMetrics
@@ -47,18 +47,12 @@ class ApiError(Exception):
         self.message = message
 
 
-def _unavailable_types() -> tuple[type[Exception], ...]:
-    types: list[type[Exception]] = [BackendUnavailableError, SharedScoresError, ServiceUnavailableError]
-    try:
-        from tiering.s3store import ObjectStoreUnavailableError
-    except ImportError:
-        pass
-    else:
-        types.append(ObjectStoreUnavailableError)
-    return tuple(types)
-
-
-_UNAVAILABLE = _unavailable_types()
+_UNAVAILABLE = (
+    BackendUnavailableError,
+    ObjectStoreUnavailableError,
+    SharedScoresError,
+    ServiceUnavailableError,
+)
 
 
 def status_for(exc: TieringError) -> int:
