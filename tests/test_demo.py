@@ -40,6 +40,20 @@ def test_demo_small_run_on_memory_backend():
     assert report["tiering"]["demoted"] >= 8000
 
 
+def test_demo_plot_and_timeline(tmp_path):
+    plot = tmp_path / "demo.png"
+
+    result = CliRunner().invoke(
+        main, ["demo", "--backend", "memory", "--searches", "600", "--plot", str(plot), "--json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    timeline = json.loads(result.stdout)["tiering"]["timeline"]
+    assert timeline[-1]["hot_count"] == 2000
+    assert timeline[-1]["cold_count"] == 8000
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_demo_on_user_files_without_ground_truth(tmp_path):
     rng = np.random.default_rng(1)
     base = rng.random((400, 12), dtype=np.float32)

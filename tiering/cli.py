@@ -99,6 +99,11 @@ def fail(exc: TieringError) -> None:
     help="Collection size the cost model prices, at the measured hot fraction.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a PNG summary (tiers over time, recall, latency, cost) to this file.",
+)
 def demo(
     backend: str,
     base: Path | None,
@@ -113,6 +118,7 @@ def demo(
     queries_per_month: float,
     modeled_vectors: int,
     as_json: bool,
+    plot: Path | None,
 ) -> None:
     """Tier SIFT small (or your vectors) under a Zipf query stream and report recall, latency and cost."""
     from tiering.demo import DemoSettings, run_demo
@@ -134,12 +140,18 @@ def demo(
     try:
         with progress_bars() as update:
             report = run_demo(settings, update)
+        if plot is not None:
+            from tiering.demo_plot import plot_demo
+
+            plot_demo(report, plot)
     except TieringError as exc:
         fail(exc)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     print_demo_report(report)
+    if plot is not None:
+        stdout.print(f"Wrote {plot}")
 
 
 def print_demo_report(report: dict[str, Any]) -> None:

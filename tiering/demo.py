@@ -263,15 +263,27 @@ def _run(
 
     rng = np.random.default_rng(settings.seed)
     stream = zipf_stream(len(data.queries), settings.searches, settings.zipf_s, rng)
-    passes = demoted = promoted = 0
+    timeline: list[dict[str, float]] = []
+
+    def run_pass() -> None:
+        result = store.tier()
+        counts = store.count()
+        timeline.append(
+            {
+                "simulated_s": clock.now_s - start_s,
+                "hot_count": counts.hot,
+                "cold_count": counts.cold,
+                "demoted": result.demoted,
+                "promoted": result.promoted,
+            }
+        )
+
+    start_s = clock.now_s
     for n, query_index in enumerate(stream, start=1):
         store.search(data.queries[query_index], k)
         clock.advance(1.0)
         if n % settings.pass_every == 0:
-            result = store.tier()
-            passes += 1
-            demoted += result.demoted
-            promoted += result.promoted
+            run_pass()
         if n % 50 == 0 or n == len(stream):
             progress("replay query stream", n, len(stream))
 
@@ -279,10 +291,7 @@ def _run(
         if store.count().hot_fraction <= settings.hot_fraction:
             break
         clock.advance(settings.min_idle_s)
-        result = store.tier()
-        passes += 1
-        demoted += result.demoted
-        promoted += result.promoted
+        run_pass()
 
     tiered = measure(store, data, k, ColdSearch.ALWAYS, settings.latency_rounds)
     progress("measure tiered", 1, 1)
@@ -308,7 +317,12 @@ def _run(
         "hot_bytes": counts.hot * dim * 4,
         "cold_segment_bytes": sum(entry.size_bytes for entry in store.cold.manifest.segments),
         "cold_index_bytes": store.cold.index_bytes(),
-        "tiering": {"passes": passes, "demoted": demoted, "promoted": promoted},
+        "tiering": {
+            "passes": len(timeline),
+            "demoted": sum(int(point["demoted"]) for point in timeline),
+            "promoted": sum(int(point["promoted"]) for point in timeline),
+            "timeline": timeline,
+        },
         "recall_at_10" if k == 10 else f"recall_at_{k}": {
             "all_hot": all_hot.recall,
             "tiered": tiered.recall,
