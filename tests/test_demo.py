@@ -150,3 +150,60 @@ def test_zipf_stream_is_skewed_and_seeded():
 
     assert np.array_equal(first, second)
     assert counts[0] > 10 * counts[50]
+
+
+def _demo(*arguments: str):
+    return CliRunner().invoke(main, ["demo", "--backend", "memory", *arguments])
+
+
+def test_demo_checks_user_files(tmp_path):
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "base.npy", rng.random((50, 4), dtype=np.float32))
+    np.save(tmp_path / "queries.npy", rng.random((3, 4), dtype=np.float32))
+    np.save(tmp_path / "ids.npy", np.full((3, 10), 999, dtype=np.int32))
+    np.save(tmp_path / "tiny.npy", rng.random((5, 4), dtype=np.float32))
+    with_nan = rng.random((20, 4), dtype=np.float32)
+    with_nan[7, 2] = np.nan
+    np.save(tmp_path / "nan.npy", with_nan)
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    base, queries = str(tmp_path / "base.npy"), str(tmp_path / "queries.npy")
+
+    cases = {
+        "ids from 999 to 999": _demo(
+            "--base", base, "--queries", queries, "--groundtruth", str(tmp_path / "ids.npy")
+        ),
+        "row 7": _demo("--base", str(tmp_path / "nan.npy"), "--queries", queries),
+        "fewer than k=10": _demo("--base", str(tmp_path / "tiny.npy"), "--queries", queries),
+        "plain numeric .npy": _demo("--base", str(tmp_path / "objects.npy"), "--queries", queries),
+        "missing[v2].npy not found": _demo("--base", str(tmp_path / "missing[v2].npy"), "--queries", queries),
+        "pass --base as well": _demo("--metric", "cosine"),
+        "Zipf exponent -1.0": _demo("--zipf", "-1"),
+    }
+
+    for expected, result in cases.items():
+        assert result.exit_code == 2, (expected, result.output)
+        assert expected in result.output, (expected, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_demo_reads_ann_benchmarks_hdf5_alone(tmp_path):
+    import h5py
+
+    from tiering.datasets import exact_ground_truth
+    from tiering.records import Metric
+
+    rng = np.random.default_rng(3)
+    train = rng.random((300, 8), dtype=np.float32)
+    test = rng.random((10, 8), dtype=np.float32)
+    with h5py.File(tmp_path / "set.hdf5", "w") as handle:
+        handle["train"] = train
+        handle["test"] = test
+        handle["neighbors"] = exact_ground_truth(train, test, 10, Metric.COSINE)
+        handle.attrs["distance"] = "angular"
+
+    result = _demo("--base", str(tmp_path / "set.hdf5"), "--searches", "200", "--json")
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["metric"] == "cosine"
+    assert report["recall_at_10"]["all_hot"] == pytest.approx(1.0)

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -55,7 +56,7 @@ def progress_bars(enabled: bool = True) -> Iterator[Any]:
 
 def fail(exc: TieringError) -> None:
     """Print a library error as one line and exit with status 2."""
-    stderr.print(f"[red]error:[/red] {exc}", highlight=False)
+    stderr.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise SystemExit(2)
 
 
@@ -176,9 +177,16 @@ def print_demo_report(report: dict[str, Any]) -> None:
     stdout.print(table)
     stdout.print(
         f"hot {report['hot_count']:,} ({report['hot_fraction']:.1%}), cold {report['cold_count']:,}; "
-        f"{report['tiering']['passes']} passes demoted {report['tiering']['demoted']:,} and promoted "
+        f"{report['tiering']['passes']} tiering passes demoted {report['tiering']['demoted']:,} and promoted "
         f"{report['tiering']['promoted']:,}; hot-only recall weighted by the stream: "
-        f"{recall['hot_only_workload']:.4f}"
+        f"{recall['hot_only_workload']:.4f}",
+        highlight=False,
+    )
+    stdout.print(
+        "Recall is measured on the same queries the stream replayed, so the hot tier was shaped by "
+        "them: hot-only recall is an upper bound for unseen queries. p99 over 100 queries x 3 "
+        "rounds is noisy.",
+        style="dim",
     )
     cost = report["cost_usd_per_month"]
     costs = Table(
@@ -199,7 +207,9 @@ def print_demo_report(report: dict[str, Any]) -> None:
     demo_scale = cost["at_demo_scale"]
     stdout.print(
         f"At the demo's own {demo_scale['vectors']:,} vectors: ${demo_scale['before']:,.4f} before, "
-        f"${demo_scale['after']:,.4f} after per month."
+        f"${demo_scale['after']:,.4f} after per month. The cold index moves memory into the sidecar "
+        "(cold_index.ram); try --price-model qdrant-ram or zilliz-dedicated for other vendors.",
+        highlight=False,
     )
 
 

@@ -13,6 +13,7 @@ File formats read by :func:`load_vectors` (chosen by suffix):
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,8 +148,11 @@ def _read_vecs(path: Path, dtype: type[np.generic]) -> npt.NDArray[np.generic]:
 def _read_npy(path: Path) -> npt.NDArray[np.generic]:
     try:
         return np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise CorruptDataError(f"{path} is not a readable .npy array: {exc}") from exc
+    except (ValueError, OSError, pickle.UnpicklingError) as exc:
+        raise CorruptDataError(
+            f"{path} is not a plain numeric .npy array; save it with numpy.save from a float32 "
+            "or integer array (object arrays need pickle, which this library never loads)."
+        ) from exc
 
 
 def _read_hdf5(path: Path, name: str) -> npt.NDArray[np.generic]:

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from tiering.backend import Backend
 from tiering.config import ColdSearch, TieringConfig
 from tiering.cost import estimate_tiering_cost
-from tiering.datasets import Dataset, exact_ground_truth, load_bundled, load_ids, load_vectors
+from tiering.datasets import Dataset, exact_ground_truth, hdf5_metric, load_bundled, load_ids, load_vectors
 from tiering.errors import ConfigurationError, ValidationError
 from tiering.metrics import percentile_ms, recall_at_k
 from tiering.policy import HotBudget, PolicyConfig
@@ -78,30 +78,40 @@ class SimulatedClock:
 def load_input(settings: DemoSettings, progress: Progress | None = None) -> Dataset:
     """Return the bundled SIFT small set, or the user's files with exact ground truth.
 
+    An ann-benchmarks HDF5 file given as ``--base`` alone supplies its own queries
+    (``test``) and ground truth (``neighbors``).
+
     Raises:
-        ValidationError: a file is missing or unreadable, or shapes do not fit together.
+        ValidationError: a file is missing or unreadable, or shapes and ids do not fit.
     """
     if settings.base is None:
-        if settings.queries is not None or settings.groundtruth is not None:
-            raise ValidationError("--queries and --groundtruth need --base as well.")
+        if settings.queries is not None or settings.groundtruth is not None or settings.metric is not None:
+            raise ValidationError(
+                "--queries, --groundtruth and --metric describe --base; pass --base as well."
+            )
         return load_bundled("siftsmall")
-    if settings.queries is None:
+    is_hdf5 = settings.base.suffix.lower() in (".hdf5", ".h5")
+    queries_path = settings.queries or (settings.base if is_hdf5 else None)
+    if queries_path is None:
         raise ValidationError("--base needs --queries: the demo replays those queries.")
-    metric = Metric.parse(settings.metric or "l2")
-    base = load_vectors(settings.base)
-    queries = load_vectors(settings.queries)
+    groundtruth_path = settings.groundtruth
+    if groundtruth_path is None and is_hdf5 and settings.queries is None:
+        groundtruth_path = settings.base
+    metric = Metric.parse(settings.metric or (hdf5_metric(settings.base) if is_hdf5 else "l2"))
+    base = _finite(load_vectors(settings.base), settings.base)
+    queries = _finite(load_vectors(queries_path, split="test"), queries_path)
     if base.shape[1] != queries.shape[1]:
         raise ValidationError(
             f"Base vectors are {base.shape[1]}-d but queries are {queries.shape[1]}-d; "
             "pass files of the same dimension."
         )
-    if settings.groundtruth is not None:
-        truth = load_ids(settings.groundtruth)
-        if len(truth) != len(queries) or truth.shape[1] < settings.k:
-            raise ValidationError(
-                f"Ground truth has shape {truth.shape}; expected {len(queries)} rows of at "
-                f"least {settings.k} ids."
-            )
+    if len(base) < settings.k:
+        raise ValidationError(
+            f"{settings.base} holds {len(base)} vectors, fewer than k={settings.k}; pass a larger base."
+        )
+    if groundtruth_path is not None:
+        truth = load_ids(groundtruth_path)
+        _check_truth(truth, groundtruth_path, len(queries), len(base), settings.k)
     else:
         done = 0
 
@@ -113,6 +123,30 @@ def load_input(settings: DemoSettings, progress: Progress | None = None) -> Data
 
         truth = exact_ground_truth(base, queries, settings.k, metric, progress=step)
     return Dataset(settings.base.stem, base, queries, truth, metric)
+
+
+def _finite(vectors: npt.NDArray[np.float32], path: Path) -> npt.NDArray[np.float32]:
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise ValidationError(
+            f"{path} has NaN or infinite values in row {row} "
+            f"({int((~finite).sum())} rows in all). Clean the file first."
+        )
+    return vectors
+
+
+def _check_truth(truth: npt.NDArray[np.int64], path: Path, n_queries: int, n_base: int, k: int) -> None:
+    if truth.ndim != 2 or len(truth) != n_queries or truth.shape[1] < k:
+        raise ValidationError(
+            f"Ground truth {path} has shape {truth.shape}; expected {n_queries} rows of at least {k} ids."
+        )
+    low, high = int(truth[:, :k].min()), int(truth[:, :k].max())
+    if low < 0 or high >= n_base:
+        raise ValidationError(
+            f"Ground truth {path} holds ids from {low} to {high}, but the base has rows 0 to {n_base - 1}. "
+            "Pass the neighbour ids (row numbers of --base) computed for these queries."
+        )
 
 
 @contextmanager
@@ -217,6 +251,8 @@ def run_demo(settings: DemoSettings, progress: Progress | None = None) -> dict[s
         raise ValidationError(f"Invalid hot fraction {settings.hot_fraction}: use a value in (0, 1].")
     if settings.searches < 1:
         raise ValidationError(f"Invalid search count {settings.searches}: use 1 or more.")
+    if settings.zipf_s < 0:
+        raise ValidationError(f"Invalid Zipf exponent {settings.zipf_s}: use 0 (uniform) or more.")
     report_progress = progress or (lambda phase, done, total: None)
     data = load_input(settings, progress)
     k = settings.k
