@@ -94,3 +94,30 @@ def test_tier_command_rejects_unknown_backend(tmp_path):
 
     assert result.exit_code == 2
     assert "Unknown backend URL 'redis://x'" in result.output
+
+
+def test_gc_command_deletes_dead_segments(tmp_path):
+    with TieredStore(InMemoryBackend(8, "l2"), tmp_path, config=fast_config()) as store:
+        store.upsert(list(range(50)), random_vectors(50, 8))
+        store.tier()
+        dead_segment = store.cold.manifest.segments[0].key
+        store.delete(store.cold.ids())
+    arguments = ["gc", str(tmp_path), "--keep-versions", "1", "--grace-period-s", "0", "--json"]
+
+    planned = CliRunner().invoke(main, [*arguments, "--dry-run"])
+    kept_by_dry_run = (tmp_path / dead_segment).exists()
+    done = CliRunner().invoke(main, arguments)
+
+    assert planned.exit_code == 0, planned.output
+    assert json.loads(planned.stdout)["deleted_segments"] == 1
+    assert kept_by_dry_run
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["deleted_segments"] == 1
+    assert not (tmp_path / dead_segment).exists()
+
+
+def test_gc_command_rejects_bad_setting(tmp_path):
+    result = CliRunner().invoke(main, ["gc", str(tmp_path), "--keep-versions", "0"])
+
+    assert result.exit_code == 2
+    assert "keep at least 1 version" in result.output

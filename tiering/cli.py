@@ -373,6 +373,52 @@ def tier(
 
 
 @main.command()
+@click.argument("cold_location")
+@click.option(
+    "--keep-versions", type=int, default=10, show_default=True, help="Newest manifest versions to keep."
+)
+@click.option(
+    "--grace-period-s",
+    type=float,
+    default=3600.0,
+    show_default=True,
+    help="Leave anything younger than this many seconds.",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be deleted without deleting it.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def gc(cold_location: str, keep_versions: int, grace_period_s: float, dry_run: bool, as_json: bool) -> None:
+    """Delete old manifest versions and segments that no kept version lists.
+
+    COLD_LOCATION is a cold tier folder or s3://bucket/prefix.
+    """
+    from tiering.connect import open_cold_store
+    from tiering.gc import collect_garbage
+
+    try:
+        report = collect_garbage(
+            open_cold_store(cold_location),
+            keep_versions=keep_versions,
+            grace_period_s=grace_period_s,
+            dry_run=dry_run,
+        )
+    except TieringError as exc:
+        fail(exc)
+    document = {
+        "dry_run": report.dry_run,
+        "kept_versions": list(report.kept_versions),
+        "expired_manifests": len(report.expired_manifests),
+        "deleted_segments": len(report.deleted_segments),
+        "deleted_bytes": report.deleted_bytes,
+        "young_segments_left": len(report.young_segments),
+    }
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+        return
+    for key, value in document.items():
+        stdout.print(f"{key:>20}: {value}", highlight=False)
+
+
+@main.command()
 @click.argument("cold_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def status(cold_dir: Path, as_json: bool) -> None:
