@@ -1,9 +1,9 @@
 """Access scores: a per-id count of reads that decays exponentially with a half-life.
 
 The score of an id at time ``t`` is the sum over its accesses at times ``t_i`` of
-``weight_i * 2 ** (-(t - t_i) / half_life_s)``. Scores are kept multiplied by
-``2 ** ((t_i - origin_s) / half_life_s)``, so recording an access is one vectorised
-addition and nothing decays in place; the origin moves forward before the factors
+``weight_i * 2 ** (-(t - t_i) / half_life_s)``. Each access is stored multiplied by
+``2 ** ((t_i - origin_s) / half_life_s)``, so recording one is a single vectorised
+addition and nothing decays in place. The origin moves forward before the factors
 could overflow a float64.
 
 Besides the score, the tracker keeps each id's last access time (or the time it
@@ -182,7 +182,7 @@ class AccessTracker:
             raise CorruptDataError(f"Saved access scores are unreadable: {exc}") from exc
         tracker = cls(half_life_s, capacity=max(1024, len(ids)))
         # The stored factors equal the scores at origin_s, so they stay valid when the
-        # configured half-life changed; only the decay after origin_s follows the new one.
+        # configured half-life changed. Only the decay after origin_s follows the new one.
         tracker._origin_s = meta["origin_s"]
         tracker._slots = {record_id: n for n, record_id in enumerate(ids)}
         tracker._ids[: len(ids)] = ids

@@ -26,7 +26,8 @@ stderr = Console(stderr=True)
 @click.option("-v", "--verbose", count=True, help="Log more: -v for INFO, -vv for DEBUG.")
 def main(verbose: int) -> None:
     """vector-tiering: keep a vector database small by moving cold embeddings to object storage."""
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    levels = {0: logging.WARNING, 1: logging.INFO}
+    level = levels.get(verbose, logging.DEBUG)
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )

@@ -1,11 +1,14 @@
 """The demo: a Zipf-skewed query stream over real vectors, tiered until the hot tier is small.
 
-Steps: load the vectors into the backend through a TieredStore; measure recall@k and
-latency with every vector hot; replay a seeded Zipf stream of the queries on a
-simulated clock (one search per simulated second) with a tiering pass every
-``pass_every`` searches; run more passes until the hot fraction is reached; measure
-again with the cold tier searched (``tiered``) and without it (``hot_only``); and price
-both layouts with the dated catalog.
+Steps:
+
+1. Load the vectors into the backend through a TieredStore.
+2. Measure recall@k and latency with every vector hot.
+3. Replay a seeded Zipf stream of the queries on a simulated clock (one search per
+   simulated second), with a tiering pass every ``pass_every`` searches.
+4. Run more passes until the hot fraction is reached.
+5. Measure again with the cold tier searched (``tiered``) and without it (``hot_only``).
+6. Price both layouts with the dated catalog.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ MAX_EXTRA_PASSES = 20
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """What the demo runs on and how; times are simulated seconds."""
+    """Input, backend and workload of one demo run; times are simulated seconds."""
 
     backend: str = "qdrant"
     base: Path | None = None
@@ -63,7 +66,7 @@ class DemoSettings:
 
 
 class SimulatedClock:
-    """A clock that moves only when told to."""
+    """A clock that advances only when :meth:`advance` is called."""
 
     def __init__(self, start_s: float = 1_000_000.0):
         self.now_s = start_s
@@ -107,7 +110,7 @@ def load_input(settings: DemoSettings, progress: Progress | None = None) -> Data
         )
     if len(base) < settings.k:
         raise ValidationError(
-            f"{settings.base} holds {len(base)} vectors, fewer than k={settings.k}; pass a larger base."
+            f"{settings.base} contains {len(base)} vectors, fewer than k={settings.k}; pass a larger base."
         )
     if groundtruth_path is not None:
         truth = load_ids(groundtruth_path)
@@ -144,8 +147,8 @@ def _check_truth(truth: npt.NDArray[np.int64], path: Path, n_queries: int, n_bas
     low, high = int(truth[:, :k].min()), int(truth[:, :k].max())
     if low < 0 or high >= n_base:
         raise ValidationError(
-            f"Ground truth {path} holds ids from {low} to {high}, but the base has rows 0 to {n_base - 1}. "
-            "Pass the neighbour ids (row numbers of --base) computed for these queries."
+            f"Ground truth {path} contains ids from {low} to {high}, but the base has rows 0 to "
+            f"{n_base - 1}. Pass the neighbour ids (row numbers of --base) computed for these queries."
         )
 
 
