@@ -122,3 +122,22 @@ def test_milvus_lite_backend_opens(tmp_path):
 
     assert hits[0].id == 2
     assert counts.hot == 2
+
+
+def test_backend_url_opens_pinecone_fake(tmp_path):
+    from fakes.pinecone_fake import PineconeFake
+
+    fake = PineconeFake(DIM, "euclidean")
+    try:
+        url = fake.host.replace("http://", "pinecone+http://") + "?namespace=svc"
+        settings = settings_for(tmp_path, backend="memory", backend_url=url, metric="l2")
+        store = open_store(settings)
+        try:
+            store.upsert([1, 2], [[0.0] * DIM, [1.0] * DIM])
+            hits = store.search([0.9] * DIM, k=1)
+        finally:
+            store.close()
+    finally:
+        fake.stop()
+
+    assert hits[0].id == 2

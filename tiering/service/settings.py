@@ -27,6 +27,8 @@ class ServiceSettings:
 
     Attributes:
         backend: ``qdrant``, ``milvus`` or ``memory`` (in process, lost on exit; for tests).
+        backend_url: a backend URL as :mod:`tiering.connect` reads them (also Weaviate and
+            Pinecone); when set, it wins over ``backend`` and its connection settings.
         qdrant_url: URL of a Qdrant server; when empty, ``qdrant_path`` is used.
         qdrant_path: folder of qdrant-client's local mode, or ``:memory:``.
         qdrant_api_key: API key of the Qdrant server.
@@ -57,6 +59,7 @@ class ServiceSettings:
     """
 
     backend: str = "qdrant"
+    backend_url: str = ""
     qdrant_url: str = ""
     qdrant_path: str = ":memory:"
     qdrant_api_key: str = field(default="", repr=False)

@@ -6,6 +6,7 @@ import logging
 import os
 
 from tiering.backend import Backend
+from tiering.connect import open_backend_url
 from tiering.errors import ConfigurationError
 from tiering.objectstore import LocalFolderStore, ObjectStore
 from tiering.records import Metric
@@ -23,6 +24,9 @@ def open_backend(settings: ServiceSettings) -> Backend:
         BackendUnavailableError: the vector store cannot be reached.
     """
     metric = Metric.parse(settings.metric)
+    if settings.backend_url:
+        # Any store tiering.connect knows, Weaviate and Pinecone included.
+        return open_backend_url(settings.backend_url, settings.collection, settings.dim, metric)
     if settings.backend == "memory":
         from tiering.adapters.memory import InMemoryBackend
 
@@ -56,7 +60,12 @@ def open_backend(settings: ServiceSettings) -> Backend:
         ) from exc
     milvus = MilvusClient(settings.milvus_uri, timeout=settings.backend_timeout_s)
     return MilvusBackend(
-        milvus, settings.collection, settings.dim, metric, timeout_s=settings.backend_timeout_s
+        milvus,
+        settings.collection,
+        settings.dim,
+        metric,
+        timeout_s=settings.backend_timeout_s,
+        in_process=settings.milvus_uri.endswith(".db"),
     )
 
 
