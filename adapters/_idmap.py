@@ -8,13 +8,14 @@ the stored payload under :data:`tiering.records.ID_KEY` and
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 
-from tiering.errors import BackendError
+from tiering.errors import BackendError, TieringError
 from tiering.records import ID_KEY, VERSION_KEY, Id, Metric, Record, Vector, encode_id
 
 ID_NAMESPACE = uuid.UUID("4b6f1f5e-3c1a-5d8e-9a57-7d3c2e0f6a11")
@@ -89,3 +90,18 @@ def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """Yield consecutive slices of at most ``size`` items."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+@contextlib.contextmanager
+def translated_errors(translate: Callable[[Exception, str], TieringError], context: str) -> Iterator[None]:
+    """Re-raise any third-party exception as the library error ``translate`` returns for it.
+
+    Errors that already are :class:`TieringError` pass through unchanged, so nested
+    boundaries do not wrap them twice. ``context`` names the operation and the collection.
+    """
+    try:
+        yield
+    except TieringError:
+        raise
+    except Exception as exc:
+        raise translate(exc, context) from exc

@@ -29,12 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from tiering.adapters._idmap import as_vector, batched, prepare_vectors
+from tiering.adapters._idmap import as_vector, batched, prepare_vectors, translated_errors
 from tiering.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
-    TieringError,
     UnsupportedOperationError,
 )
 from tiering.filters import And, Eq, Filter, In, Not, Or, Range
@@ -380,14 +379,8 @@ class MilvusBackend:
     def _partitions(self) -> list[str] | None:
         return [self._partition] if self._partition else None
 
-    @contextlib.contextmanager
-    def _translate(self, operation: str) -> Iterator[None]:
-        try:
-            yield
-        except TieringError:
-            raise
-        except Exception as exc:
-            raise translate_error(exc, f"Milvus {operation} on {self._collection!r}") from exc
+    def _translate(self, operation: str) -> contextlib.AbstractContextManager[None]:
+        return translated_errors(translate_error, f"Milvus {operation} on {self._collection!r}")
 
 
 def translate_error(exc: Exception, context: str) -> BackendError:

@@ -31,12 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from tiering.adapters._idmap import ID_NAMESPACE, as_vector, batched, prepare_vectors
+from tiering.adapters._idmap import ID_NAMESPACE, as_vector, batched, prepare_vectors, translated_errors
 from tiering.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
-    TieringError,
     UnsupportedOperationError,
 )
 from tiering.filters import And, Eq, Filter, In, Not, Or, Range
@@ -258,14 +257,8 @@ class PineconeBackend:
     def _where(self) -> str:
         return f"Pinecone namespace {self._namespace!r} of {self._index.host}"
 
-    @contextlib.contextmanager
-    def _translate(self, operation: str) -> Iterator[None]:
-        try:
-            yield
-        except TieringError:
-            raise
-        except Exception as exc:
-            raise translate_error(exc, f"Pinecone {operation} on {self._where}") from exc
+    def _translate(self, operation: str) -> contextlib.AbstractContextManager[None]:
+        return translated_errors(translate_error, f"Pinecone {operation} on {self._where}")
 
 
 def vector_id(record_id: Id) -> str:

@@ -29,12 +29,12 @@ from tiering.adapters._idmap import (
     prepare_vectors,
     split_payload,
     stored_payload,
+    translated_errors,
 )
 from tiering.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
-    TieringError,
     UnsupportedOperationError,
 )
 from tiering.filters import And, Eq, Filter, In, Not, Or, Range
@@ -255,14 +255,8 @@ class QdrantBackend:
     def _where(self) -> str:
         return f"Qdrant collection {self._collection!r}"
 
-    @contextlib.contextmanager
-    def _translate(self, operation: str) -> Iterator[None]:
-        try:
-            yield
-        except TieringError:
-            raise
-        except Exception as exc:
-            raise translate_error(exc, f"Qdrant {operation} on {self._collection!r}") from exc
+    def _translate(self, operation: str) -> contextlib.AbstractContextManager[None]:
+        return translated_errors(translate_error, f"Qdrant {operation} on {self._collection!r}")
 
 
 def point_id(record_id: Id) -> int | str:

@@ -37,12 +37,11 @@ from typing import Any
 
 import numpy as np
 
-from tiering.adapters._idmap import as_vector, batched, id_to_uuid, prepare_vectors
+from tiering.adapters._idmap import as_vector, batched, id_to_uuid, prepare_vectors, translated_errors
 from tiering.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
-    TieringError,
     UnsupportedOperationError,
 )
 from tiering.filters import And, Eq, Filter, In, Not, Or, Range
@@ -335,14 +334,8 @@ class WeaviateBackend:
         with self._translate("close"):
             self._client.close()
 
-    @contextlib.contextmanager
-    def _translate(self, operation: str) -> Iterator[None]:
-        try:
-            yield
-        except TieringError:
-            raise
-        except Exception as exc:
-            raise translate_error(exc, f"Weaviate {operation} on {self._name!r}") from exc
+    def _translate(self, operation: str) -> contextlib.AbstractContextManager[None]:
+        return translated_errors(translate_error, f"Weaviate {operation} on {self._name!r}")
 
 
 def to_properties(record: Record) -> dict[str, Any]:
