@@ -263,9 +263,9 @@ class MilvusBackend:
                 )
             self._unflushed_rows += len(rows)
         if self._flush_rows and self._unflushed_rows >= self._flush_rows:
-            # Rows stay in a growing segment, searched by brute force, until Milvus seals
-            # it; a flush seals it so the index serves them (on milvus-lite 3.2 with SIFT
-            # small, about 130 ms per query before a flush and 30 ms after, on 2 busy cores).
+            # Rows stay in a growing segment, searched by brute force, until Milvus seals it.
+            # A flush seals it so the index serves them. With milvus-lite 3.2 on SIFT small
+            # this measured about 130 ms per query before a flush and 30 ms after (2 busy cores).
             with self._translate("flush"):
                 self._client.flush(self._collection, timeout=self._timeout_s)
             self._unflushed_rows = 0

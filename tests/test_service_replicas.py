@@ -69,7 +69,7 @@ def test_only_lease_holder_tiers(replicas):
     assert tiered.status_code == 200
     assert tiered.json()["demoted"] == 16
     assert rejected.status_code == 409
-    assert "replica-a holds the tiering lease" in rejected.json()["message"]
+    assert "is taken by replica replica-a" in rejected.json()["message"]
     assert planned.status_code == 200
     assert first.get("/v1/status").json()["lease"]["held"] is True
     assert second.get("/v1/status").json()["lease"]["held"] is False

@@ -28,7 +28,7 @@ _collections = itertools.count()
 
 
 class StepClock:
-    """A test clock that moves only when told to."""
+    """A test clock that advances only when :meth:`advance` is called."""
 
     def __init__(self) -> None:
         self.now_s = 1_000.0

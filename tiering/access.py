@@ -6,9 +6,9 @@ The score of an id at time ``t`` is the sum over its accesses at times ``t_i`` o
 addition and nothing decays in place. The origin moves forward before the factors
 could overflow a float64.
 
-Besides the score, the tracker keeps each id's last access time (or the time it
-was first registered), from which the policy computes idle time, and the time of
-its last move between tiers, which the policy uses as a cooldown.
+Besides the score, the tracker keeps two times per id. The last access (or the first
+registration) gives the policy its idle time, and the last move between tiers gives it
+the cooldown.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
 of immutable keys (segments, under ``segments/`` by default) are served from a local
 folder after the first download, so a restart or a cold-tier rerank does not fetch
 every segment again. Keys that are rewritten in place (the saved FAISS index under
-``index/``) are cached too, but each read first asks the store for the object's ETag
-with a HEAD request and serves the local copy only when the ETag still matches.
+``index/``) are cached too. Each read of one first sends a HEAD request for the
+object's ETag and serves the local copy only when the ETag still matches.
 
 Every entry records the SHA-256 of its bytes when it is written; each read hashes the
 file again, and an entry that fails the check is deleted and downloaded again, never

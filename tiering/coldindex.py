@@ -29,15 +29,15 @@ from tiering.segment import sha256_hex
 
 INDEX_KEY = "index/cold.faiss"
 SINGLE_THREAD_MAX_QUERIES = 16
-"""Batches up to this size search on one OpenMP thread: for a handful of queries, waking
-FAISS's thread pool costs more than it saves (measured about 6 ms versus 0.4 ms per
-SIFT query on 8,000 rows with 2 cores, faiss-cpu 1.15)."""
+"""Batches up to this size search on one OpenMP thread. For a handful of queries, waking
+FAISS's thread pool costs more than it saves: about 6 ms versus 0.4 ms per SIFT query
+on 8,000 rows, measured with 2 cores and faiss-cpu 1.15."""
 INDEX_META_KEY = "index/cold.json"
 
 
 @dataclass(frozen=True)
 class IndexSettings:
-    """How the cold index is built."""
+    """Build settings of the cold index."""
 
     exact_max_rows: int = 100_000
     nprobe: int = 32

@@ -98,7 +98,7 @@ def load_vectors(path: str | Path, *, split: str = "train") -> npt.NDArray[np.fl
         )
     array = readers[suffix](path)
     if array.ndim != 2 or array.shape[0] == 0:
-        raise CorruptDataError(f"{path} holds an array of shape {array.shape}; expected (n, dim).")
+        raise CorruptDataError(f"{path} contains an array of shape {array.shape}; expected (n, dim).")
     return np.ascontiguousarray(array, dtype=np.float32)
 
 

@@ -12,9 +12,9 @@ safe to run beside writers:
   and a rebase of that commit may take a few retries. The grace period must exceed
   the longest such move; the default of one hour is far beyond a normal move.
 * A manifest version is expired only when it is older than ``grace_period_s`` too.
-  A writer creates version ``latest + 1`` with If-None-Match; if versions that a slow
-  writer still took for the latest were deleted, its create could succeed on a key
-  that no longer exists and its commit would be hidden below newer versions.
+  A writer creates version ``latest + 1`` with If-None-Match. If GC deleted versions
+  that a slow writer still takes for the latest, that writer's create could succeed on
+  a freed key, and its commit would be hidden below newer versions.
 
 Segments named by an unfinished move's journal entry are kept as well: recovery on
 the next open decides their fate. Manifest versions are deleted before segments, so

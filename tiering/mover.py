@@ -17,8 +17,8 @@ move was heading to). An unlisted segment is left for garbage collection
 commit it.
 
 Entries carry the id of the writer that made them. A writer settles its own entries at
-once; another writer's only after ``lease_s`` seconds, so opening a store never settles
-a move that a live process is still running.
+once, and another writer's only after ``lease_s`` seconds. So opening a store does not
+settle a move that a live process with another writer id is still running.
 
 ``fault_hook``, when set, is called with each step's name right after the step; tests
 use it to inject failures and kills.

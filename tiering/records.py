@@ -29,7 +29,7 @@ MAX_K = 1000
 """The largest ``k`` a search accepts."""
 
 MAX_ID_LENGTH = 512
-"""The longest string id accepted, in characters."""
+"""Maximum length of a string id, in characters."""
 
 RESERVED_PREFIX = "_tiering"
 """Payload keys starting with this prefix are reserved for the bookkeeping of this library."""

@@ -6,7 +6,7 @@ registered ids, moves and deletions. :meth:`SharedAccessTracker.flush` sends the
 buffer to Redis in pipelines; :meth:`SharedAccessTracker.pull` replaces the local
 scores with the merged ones of all replicas. Only the holder of the
 :class:`tiering.service.lease.LeaderLease` runs tiering passes. It pulls right
-before each pass, so its plan sees every replica's hits up to their last flush.
+before each pass, so its plan includes every replica's hits up to their last flush.
 Consistency is eventual: a hit reaches the plan after at most one flush interval
 of its replica.
 
@@ -82,7 +82,7 @@ class SharedScoresError(TieringError):
 
 @dataclass(frozen=True)
 class RedisSettings:
-    """Where Redis is and how long to wait for it.
+    """Connection settings of the Redis server that stores shared scores.
 
     Attributes:
         url: ``redis://host:port/db`` (or ``rediss://`` for TLS); a password in the URL

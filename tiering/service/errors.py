@@ -1,4 +1,4 @@
-"""How the API turns library errors into HTTP responses, and logs each of them once.
+"""Mapping of library errors to HTTP responses; each error is logged once.
 
 =============================================  ======
 error                                          status

@@ -125,7 +125,7 @@ class TieringRunner:
         if not held:
             holder = self.lease.holder() or "another replica"
             raise TieringBusyError(
-                f"Replica {holder} holds the tiering lease {self.lease.key!r}, so this replica "
+                f"Tiering lease {self.lease.key!r} is taken by replica {holder}, so this replica "
                 f"({self.lease.holder_id}) does not tier now. Send the request to the holder or retry later."
             )
         return True

@@ -2,11 +2,12 @@
 
 The store opens in a background thread with bounded retries, so the HTTP server
 responds to ``/healthz`` at once and ``/readyz`` returns 503 until the backend is
-reachable and the cold tier is loaded. With a Redis URL, the store's access tracker
-is replaced by a :class:`~tiering.shared_scores.SharedAccessTracker`, a score-sync
-task flushes hits to Redis and renews the tiering lease, and replicas that do not
-hold the lease reload the cold tier's manifest at each sync, so they see the
-segments the leader wrote.
+reachable and the cold tier is loaded.
+
+With a Redis URL, a :class:`~tiering.shared_scores.SharedAccessTracker` replaces the
+store's access tracker. A score-sync task then flushes hits to Redis and renews the
+tiering lease. Replicas that do not hold the lease reload the cold tier's manifest at
+each sync, so they search the segments the leader wrote.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class ServiceRuntime:
     def _attach(self, store: TieredStore) -> None:
         with self._attach_lock:
             if self._stopping.is_set():
-                # stop() ran while the store was opening; nobody else will close it.
+                # stop() ran while the store was opening and has already returned, so close it here.
                 store.close()
                 return
             if self.settings.redis_url:

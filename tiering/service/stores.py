@@ -25,7 +25,7 @@ def open_backend(settings: ServiceSettings) -> Backend:
     """
     metric = Metric.parse(settings.metric)
     if settings.backend_url:
-        # Any store tiering.connect knows, Weaviate and Pinecone included.
+        # Any store that tiering.connect opens, Weaviate and Pinecone included.
         return open_backend_url(settings.backend_url, settings.collection, settings.dim, metric)
     if settings.backend == "memory":
         from tiering.adapters.memory import InMemoryBackend
